@@ -1,0 +1,25 @@
+"""Canonical JSON and content hashes, shared by the registry, the trace chain and replay."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+
+def canonical_json(value: Any) -> str:
+    """Serialise `value` to JSON with sorted keys and no insignificant whitespace.
+
+    The same data always gives the same string, so hashes of it are stable across processes.
+    """
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def sha256_hex(text: str) -> str:
+    """Return the hex SHA-256 of a UTF-8 string."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def content_hash(value: Any) -> str:
+    """Return the SHA-256 of `value`'s canonical JSON."""
+    return sha256_hex(canonical_json(value))

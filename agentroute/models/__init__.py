@@ -1,0 +1,27 @@
+"""LLM calls: the `ModelClient` protocol, the LiteLLM client, prices, budgets and retries.
+
+Importing this package does not import LiteLLM; it is loaded on the first call or price lookup.
+"""
+
+from agentroute.models._budget import Budget, BudgetLedger, Reservation, estimate_cost_usd
+from agentroute.models._invoke import Attempt, CallResult, call_model
+from agentroute.models._litellm import LiteLLMClient
+from agentroute.models._pricing import resolve_prices
+from agentroute.models._protocol import Message, ModelClient, ModelRequest, ModelResponse, Usage
+
+__all__ = [
+    "Attempt",
+    "Budget",
+    "BudgetLedger",
+    "CallResult",
+    "LiteLLMClient",
+    "Message",
+    "ModelClient",
+    "ModelRequest",
+    "ModelResponse",
+    "Reservation",
+    "Usage",
+    "call_model",
+    "estimate_cost_usd",
+    "resolve_prices",
+]

@@ -1,0 +1,127 @@
+"""One model call as the runtime makes it: budget reservation, timeout, retries, fallbacks.
+
+Every attempt is reported to the caller (the runtime records it in the trace), successful or not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from agentroute.errors import ModelCallError, ModelResponseError, ModelTimeout
+from agentroute.models._budget import BudgetLedger, estimate_cost_usd
+from agentroute.models._protocol import ModelClient, ModelRequest, ModelResponse
+from agentroute.models._retry import retry_async
+from agentroute.registry import ModelSpec
+
+__all__ = ["Attempt", "CallResult", "call_model"]
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One attempt of one call, as reported to the runtime."""
+
+    model: ModelSpec
+    attempt: int
+    request: ModelRequest
+    response: ModelResponse | None
+    estimated_cost_usd: float
+    cost_usd: float
+    latency_ms: float
+    error: ModelCallError | None
+
+
+@dataclass(frozen=True, slots=True)
+class CallResult:
+    """The successful outcome of a call."""
+
+    response: ModelResponse
+    model: ModelSpec
+    """The model that answered (a fallback, when the first failed)."""
+    cost_usd: float
+
+
+async def call_model(
+    request: ModelRequest,
+    *,
+    client: ModelClient,
+    resolve: Callable[[str], ModelSpec],
+    ledger: BudgetLedger,
+    report: Callable[[Attempt], None],
+) -> CallResult:
+    """Make one call with the spec's timeout, retry policy and fallbacks, within the budget.
+
+    Args:
+        request: The call; `request.model` must carry prices.
+        client: Performs single attempts.
+        resolve: Registry name → priced `ModelSpec`, for fallbacks.
+        ledger: The run's budget ledger.
+        report: Receives every attempt (for the trace).
+
+    Raises:
+        BudgetExceeded: The first model's estimated cost does not fit the budget (fallbacks
+            are tried only when a model fails, never to dodge the budget).
+        ModelCallError: Every model in the chain failed; the last failure is raised.
+    """
+    chain = [request.model, *(resolve(name) for name in request.model.fallbacks)]
+    last_error: ModelCallError | None = None
+    attempt_no = 0
+    for index, spec in enumerate(chain):
+        req = request if index == 0 else request.model_copy(update={"model": spec})
+        estimate = estimate_cost_usd(spec, req)
+        reservation = ledger.reserve(estimate, what=f"a call to model {spec.name!r}")
+
+        async def one(_: int, spec: ModelSpec = spec, req: ModelRequest = req) -> CallResult:
+            nonlocal attempt_no
+            attempt_no += 1
+            started = time.perf_counter()
+            try:
+                try:
+                    response = await asyncio.wait_for(client.complete(req), spec.timeout_s)
+                except TimeoutError as exc:
+                    msg = f"model {spec.name!r} did not answer within {spec.timeout_s} s"
+                    raise ModelTimeout(msg, model=spec.name) from exc
+                if not response.text.strip():
+                    msg = (
+                        f"model {spec.name!r} returned an empty answer "
+                        f"(finish_reason={response.finish_reason!r})"
+                    )
+                    raise ModelResponseError(msg, model=spec.name)
+            except ModelCallError as exc:
+                report(
+                    Attempt(
+                        spec, attempt_no, req, None, estimate, 0.0, _ms(started), exc
+                    )
+                )
+                raise
+            cost = (
+                response.cost_usd
+                if response.cost_usd is not None
+                else spec.cost_usd(response.usage.input_tokens, response.usage.output_tokens)
+            )
+            report(Attempt(spec, attempt_no, req, response, estimate, cost, _ms(started), None))
+            return CallResult(response=response, model=spec, cost_usd=cost)
+
+        try:
+            result = await retry_async(spec.retry, one)
+        except ModelCallError as exc:
+            ledger.release(reservation)
+            last_error = exc
+            continue
+        except BaseException:
+            ledger.release(reservation)
+            raise
+        ledger.settle(reservation, result.cost_usd)
+        return result
+    assert last_error is not None
+    if len(chain) > 1:
+        tried = ", ".join(repr(s.name) for s in chain)
+        msg = f"every model failed ({tried}); last error: {last_error}"
+        raise type(last_error)(msg, model=last_error.model) from last_error
+    raise last_error
+
+
+def _ms(started: float) -> float:
+    return (time.perf_counter() - started) * 1000.0

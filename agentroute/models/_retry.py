@@ -1,0 +1,61 @@
+"""Retry policies (data) turned into tenacity retries. The only place tenacity is used."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential,
+    wait_exponential_jitter,
+)
+
+from agentroute.errors import ModelCallError
+from agentroute.registry import RetryPolicy
+
+__all__ = ["retry_async"]
+
+T = TypeVar("T")
+
+
+def _retryable(exc: BaseException) -> bool:
+    return isinstance(exc, ModelCallError) and exc.retryable
+
+
+async def retry_async(
+    policy: RetryPolicy,
+    attempt: Callable[[int], Awaitable[T]],
+    *,
+    retry_on: Callable[[BaseException], bool] = _retryable,
+) -> T:
+    """Call `attempt(n)` (n = 1, 2, ...) until it succeeds or the policy gives up.
+
+    Only exceptions for which `retry_on` is true are retried; the last one is re-raised as is.
+    """
+    wait = (
+        wait_exponential_jitter(
+            initial=policy.initial_backoff_s,
+            max=policy.max_backoff_s,
+            exp_base=policy.multiplier,
+            jitter=policy.initial_backoff_s / 2,
+        )
+        if policy.jitter
+        else wait_exponential(
+            multiplier=policy.initial_backoff_s,
+            max=policy.max_backoff_s,
+            exp_base=policy.multiplier,
+        )
+    )
+    retrying = AsyncRetrying(
+        stop=stop_after_attempt(policy.max_attempts),
+        wait=wait,
+        retry=retry_if_exception(retry_on),
+        reraise=True,
+    )
+    async for state in retrying:
+        with state:
+            return await attempt(state.retry_state.attempt_number)
+    raise AssertionError("unreachable: tenacity either returns or re-raises")  # pragma: no cover

@@ -1,0 +1,117 @@
+"""Reading skills from `SKILL.md` files (YAML front matter + Markdown body)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from agentroute.errors import ContentError
+from agentroute.registry._specs import SkillSpec
+
+__all__ = ["parse_skill_file", "read_skill_dir"]
+
+_FRONT_MATTER_KEYS = {"name", "description", "tags", "version"}
+
+
+def parse_skill_file(path: Path) -> SkillSpec:
+    """Parse one `SKILL.md` into a `SkillSpec`.
+
+    The skill's id is its directory name; the front matter's `name` must equal it (the Agent
+    Skills convention). The Markdown body after the front matter is kept whole.
+
+    Raises:
+        ContentError: The file is not UTF-8, has no front matter, or a field is invalid.
+    """
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ContentError(
+            str(path), f"not UTF-8 (byte {exc.start}); save the file as UTF-8"
+        ) from exc
+    lines = text.splitlines(keepends=True)
+    if not lines or lines[0].strip() != "---":
+        raise ContentError(
+            str(path),
+            "no YAML front matter; start the file with '---', then 'name: <id>' and "
+            "'description: ...', then '---', then the Markdown body",
+        )
+    try:
+        end = next(i for i in range(1, len(lines)) if lines[i].strip() == "---")
+    except StopIteration:
+        raise ContentError(
+            str(path), "front matter is not closed; add a line '---' after it"
+        ) from None
+    try:
+        meta: Any = yaml.safe_load("".join(lines[1:end])) or {}
+    except yaml.YAMLError as exc:
+        raise ContentError(str(path), f"front matter is not valid YAML: {exc}") from exc
+    if not isinstance(meta, dict):
+        raise ContentError(str(path), "front matter must be a mapping of fields")
+    unknown = set(meta) - _FRONT_MATTER_KEYS - {"metadata", "license", "allowed-tools"}
+    if unknown:
+        raise ContentError(
+            str(path),
+            f"unknown front-matter field(s) {sorted(unknown)}; allowed: "
+            f"{sorted(_FRONT_MATTER_KEYS)} (plus metadata, license, allowed-tools, ignored)",
+        )
+    skill_id = path.parent.name
+    name = meta.get("name")
+    if name is None:
+        raise ContentError(str(path), f"front matter has no 'name'; add 'name: {skill_id}'")
+    if str(name) != skill_id:
+        raise ContentError(
+            str(path),
+            f"front matter name {name!r} differs from the directory name {skill_id!r}; "
+            "rename one so they match",
+        )
+    if not meta.get("description"):
+        raise ContentError(
+            str(path), "front matter has no 'description'; say what the skill is for"
+        )
+    tags = meta.get("tags") or ()
+    if isinstance(tags, str):
+        tags = (tags,)
+    try:
+        return SkillSpec(
+            id=skill_id,
+            name=str(name),
+            description=str(meta["description"]),
+            body="".join(lines[end + 1 :]).strip("\n"),
+            tags=tuple(str(t) for t in tags),
+            version=str(meta.get("version", "1")),
+            source=str(path),
+        )
+    except ValidationError as exc:
+        raise ContentError(str(path), _first_error(exc)) from exc
+
+
+def read_skill_dir(root: Path) -> list[SkillSpec]:
+    """Read every `*/SKILL.md` below `root` (recursively), sorted by id.
+
+    Raises:
+        ContentError: A file is malformed, or two files define the same id.
+        ConfigurationError: `root` is not a directory.
+    """
+    if not root.is_dir():
+        raise ContentError(str(root), "not a directory of skills (expected <id>/SKILL.md files)")
+    skills: dict[str, SkillSpec] = {}
+    for path in sorted(root.rglob("SKILL.md")):
+        if any(part.startswith((".", "_")) for part in path.relative_to(root).parts[:-1]):
+            continue
+        spec = parse_skill_file(path)
+        if spec.id in skills:
+            raise ContentError(
+                str(path), f"duplicate skill id {spec.id!r} (also in {skills[spec.id].source})"
+            )
+        skills[spec.id] = spec
+    return [skills[k] for k in sorted(skills)]
+
+
+def _first_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err["loc"])
+    return f"field {where!r}: {err['msg']}"

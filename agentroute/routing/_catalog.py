@@ -1,0 +1,78 @@
+"""Strategy names → classes, for declarative graphs. No if/elif dispatch, no entry points."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from agentroute.errors import ConfigurationError, did_you_mean
+from agentroute.routing._composite import Fallback, FirstMatch
+from agentroute.routing._protocol import RoutingStrategy
+from agentroute.routing._rules import Rules
+from agentroute.routing._static import Static
+
+__all__ = ["build_strategy", "register_strategy", "strategy_names"]
+
+Factory = Callable[..., RoutingStrategy]
+
+_CATALOG: dict[str, Factory] = {}
+
+
+def register_strategy(name: str, factory: Factory, *, replace: bool = False) -> None:
+    """Make a strategy available to graph YAML under `name`.
+
+    `factory(**params)` must return the strategy. Composite factories receive their inner
+    strategies already built.
+
+    Raises:
+        ConfigurationError: The name is taken and `replace` is false.
+    """
+    if name in _CATALOG and not replace:
+        msg = f"strategy name {name!r} is already registered; pass replace=True to override"
+        raise ConfigurationError(msg)
+    _CATALOG[name] = factory
+
+
+def strategy_names() -> list[str]:
+    """Names usable in graph YAML."""
+    return sorted(_CATALOG)
+
+
+def build_strategy(config: Mapping[str, Any], where: str = "strategy") -> RoutingStrategy:
+    """Build a strategy from `{strategy: name, params: {...}}` (the graph YAML form).
+
+    Composites (`first-match`, `fallback`) take `params: {strategies: [{strategy, params}, ...]}`.
+
+    Raises:
+        ConfigurationError: Unknown name (with a did-you-mean hint) or bad parameters.
+    """
+    name = config.get("strategy")
+    if not isinstance(name, str):
+        msg = f"{where}: needs 'strategy: <name>' (one of {strategy_names()})"
+        raise ConfigurationError(msg)
+    if name not in _CATALOG:
+        msg = f"{where}: unknown strategy {name!r}{did_you_mean(name, _CATALOG)}"
+        raise ConfigurationError(msg)
+    params = dict(config.get("params") or {})
+    if "strategies" in params:
+        params["strategies"] = [
+            build_strategy(inner, f"{where}.strategies[{i}]")
+            for i, inner in enumerate(params["strategies"])
+        ]
+    factory = _CATALOG[name]
+    try:
+        if name == "static":
+            choices = params.pop("choices", [])
+            if isinstance(choices, str):
+                choices = [choices]
+            return factory(*choices, **params)
+        return factory(**params)
+    except TypeError as exc:
+        msg = f"{where}: bad parameters for strategy {name!r}: {exc}"
+        raise ConfigurationError(msg) from exc
+
+
+register_strategy("static", Static)
+register_strategy("rules", Rules)
+register_strategy("first-match", FirstMatch)
+register_strategy("fallback", Fallback)

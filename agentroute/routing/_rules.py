@@ -1,0 +1,150 @@
+"""`Rules`: signal-driven routing. The first rule whose signal fires wins; else the default."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+from agentroute.errors import ConfigurationError
+from agentroute.routing._protocol import Candidate, RouteDecision, RoutingContext
+from agentroute.routing._signals import Signal, signal_from_config
+
+__all__ = ["Rule", "Rules"]
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """When `when` fires, choose `choose`.
+
+    Attributes:
+        name: Label recorded in the trace.
+        when: The signal.
+        choose: Agents (agent slot), skill ids (skills slot) or one model (model slot).
+        then: Agent slot: end the run after the agents answer, or route again.
+    """
+
+    name: str
+    when: Signal
+    choose: tuple[str, ...]
+    then: Literal["finish", "route"] = "finish"
+
+
+class Rules:
+    """Route by rules over signals (keywords, regex, length, metadata, predicates).
+
+    Rules are tried in order; the first whose signal fires wins. Every rule is evaluated anyway,
+    so the trace shows which others would have fired. With no match the `default` applies; with
+    no default the strategy abstains (so a `Fallback` can try the next one).
+
+    Example:
+        ```python
+        Rules(
+            [Rule("refunds", Keywords("refund", "charged twice"), ("billing",))],
+            default=("general",),
+        )
+        ```
+
+    Args:
+        rules: `Rule`s, or mappings `{name, when, choose, then?}` in the YAML form.
+        default: Choice when no rule fires; `None` = abstain.
+    """
+
+    name: ClassVar[str] = "rules"
+
+    def __init__(
+        self,
+        rules: Iterable[Rule | Mapping[str, Any]],
+        default: Sequence[str] | None = None,
+    ) -> None:
+        self.rules = tuple(_rule(r, i) for i, r in enumerate(rules))
+        if not self.rules and default is None:
+            msg = "Rules needs at least one rule or a default"
+            raise ConfigurationError(msg)
+        self.default = tuple(default) if default is not None else None
+
+    def params(self) -> dict[str, Any]:
+        """Parameters for the trace."""
+        return {
+            "rules": [
+                {"name": r.name, "when": r.when.describe(), "choose": list(r.choose), "then": r.then}
+                for r in self.rules
+            ],
+            "default": list(self.default) if self.default is not None else None,
+        }
+
+    async def route(self, ctx: RoutingContext) -> RouteDecision:
+        """Evaluate every rule; the first that fires decides."""
+        winner: Rule | None = None
+        fired: list[str] = []
+        candidates: list[Candidate] = []
+        for rule in self.rules:
+            res = rule.when.evaluate(ctx)
+            if res.matched:
+                fired.append(rule.name)
+                winner = winner or rule
+            for choice in rule.choose:
+                candidates.append(
+                    Candidate(
+                        name=choice,
+                        score=1.0 if res.matched else 0.0,
+                        detail={"rule": rule.name, **res.detail},
+                    )
+                )
+        evidence = {"fired": fired}
+        if winner is not None:
+            reason = f"rule {winner.name!r} fired"
+            return _decide(ctx, winner.choose, winner.then, reason, candidates, evidence)
+        if self.default is not None:
+            return _decide(ctx, self.default, "finish", "no rule fired; default", candidates, evidence)
+        return RouteDecision.abstain("no rule fired and no default", fired=fired)
+
+
+def _decide(
+    ctx: RoutingContext,
+    choice: tuple[str, ...],
+    then: Literal["finish", "route"],
+    reason: str,
+    candidates: list[Candidate],
+    evidence: dict[str, Any],
+) -> RouteDecision:
+    if ctx.slot == "skills":
+        return RouteDecision.with_skills(
+            *choice, reason=reason, candidates=candidates, evidence=evidence
+        )
+    if ctx.slot == "model":
+        return RouteDecision.with_model(
+            choice[0], reason=reason, candidates=candidates, evidence=evidence
+        )
+    return RouteDecision.to(
+        *choice, then=then, reason=reason, candidates=candidates, evidence=evidence
+    )
+
+
+def _rule(obj: Rule | Mapping[str, Any], index: int) -> Rule:
+    if isinstance(obj, Rule):
+        return obj
+    where = f"rules[{index}]"
+    if not isinstance(obj, Mapping):
+        msg = f"{where}: expected a Rule or a mapping {{name, when, choose}}"
+        raise ConfigurationError(msg)
+    unknown = set(obj) - {"name", "when", "choose", "then"}
+    if unknown:
+        msg = f"{where}: unknown field(s) {sorted(unknown)}; allowed: name, when, choose, then"
+        raise ConfigurationError(msg)
+    if "when" not in obj or "choose" not in obj:
+        msg = f"{where}: needs 'when' (a signal) and 'choose' (names)"
+        raise ConfigurationError(msg)
+    choose = obj["choose"]
+    if isinstance(choose, str):
+        choose = [choose]
+    then = obj.get("then", "finish")
+    if then not in ("finish", "route"):
+        msg = f"{where}.then: use 'finish' or 'route', got {then!r}"
+        raise ConfigurationError(msg)
+    return Rule(
+        name=str(obj.get("name", f"rule-{index}")),
+        when=signal_from_config(obj["when"], f"{where}.when"),
+        choose=tuple(choose),
+        then=then,
+    )

@@ -1,0 +1,167 @@
+"""What an agent function receives (`AgentContext`) and may return (`AgentResult`)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import structlog
+from pydantic import BaseModel, ConfigDict, Field
+
+from agentroute.models import Message
+from agentroute.registry import SkillSpec
+from agentroute.routing import BudgetView, StepView
+
+__all__ = ["AgentContext", "AgentResult", "SkillSet"]
+
+
+class AgentResult(BaseModel):
+    """An agent's answer with control information. Returning a plain `str` means
+    `AgentResult(output=that, final=True)`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    output: str
+    """The answer."""
+    final: bool = True
+    """`False` asks the router to route again after this step (the answer becomes
+    `ctx.previous` of the next step)."""
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    """Anything worth recording with the output."""
+
+
+class SkillSet(Sequence[SkillSpec]):
+    """The skills routed into an agent's context, in rank order, bodies included."""
+
+    def __init__(self, skills: Sequence[SkillSpec]) -> None:
+        self._skills = tuple(skills)
+
+    def __getitem__(self, index: Any) -> Any:
+        return self._skills[index]
+
+    def __len__(self) -> int:
+        return len(self._skills)
+
+    def __iter__(self) -> Iterator[SkillSpec]:
+        return iter(self._skills)
+
+    @property
+    def ids(self) -> list[str]:
+        """The skills' ids."""
+        return [s.id for s in self._skills]
+
+    def as_prompt(self, *, heading: str = "Skills you can use") -> str:
+        """Render the skills as a prompt section: name, description, then the full body."""
+        if not self._skills:
+            return ""
+        parts = [f"## {heading}"]
+        for skill in self._skills:
+            parts.append(f"### {skill.name}\n{skill.description}\n\n{skill.body}".rstrip())
+        return "\n\n".join(parts)
+
+    def __repr__(self) -> str:
+        return f"SkillSet({self.ids})"
+
+
+class _Completer(Protocol):
+    async def __call__(
+        self,
+        prompt: str | Sequence[Message | Mapping[str, str]],
+        *,
+        system: str | None = None,
+        model: str | None = None,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+    ) -> str: ...
+
+
+@dataclass(frozen=True)
+class AgentContext:
+    """Everything an agent function gets besides the task.
+
+    Attributes:
+        run_id: The run.
+        step: The routing step.
+        agent: This agent's registry name.
+        skills: The skills routed to this branch, bodies included.
+        model: The model (registry name) routed to this branch, or `None` when none exists.
+        previous: The previous step's answer (`None` at step 0).
+        history: Earlier steps.
+        state: Free per-run scratch space shared by the run's agents (not persisted).
+        metadata: Caller-supplied run metadata.
+        log: A structlog logger bound with run_id, step and agent.
+    """
+
+    run_id: str
+    step: int
+    agent: str
+    skills: SkillSet
+    model: str | None
+    previous: str | None
+    history: tuple[StepView, ...]
+    state: dict[str, Any]
+    metadata: Mapping[str, Any]
+    log: Any
+    _complete: _Completer = field(repr=False)
+    _budget: Any = field(repr=False)
+    _loop: asyncio.AbstractEventLoop = field(repr=False)
+
+    async def complete(
+        self,
+        prompt: str | Sequence[Message | Mapping[str, str]],
+        *,
+        system: str | None = None,
+        model: str | None = None,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+    ) -> str:
+        """Call the routed model (or `model`, a registry name) and return its text.
+
+        The call is budgeted (reserved before, settled after), retried per the model's policy,
+        falls back along the model's fallbacks, and is recorded in the trace.
+
+        Args:
+            prompt: A user message, or a list of messages (`Message` or `{"role", "content"}`).
+            system: An optional system message put first.
+            model: Override the routed model for this call.
+            max_tokens: Output cap (default: the model's `max_output_tokens`).
+            temperature: Sampling temperature.
+
+        Raises:
+            BudgetExceeded: The call does not fit the run's budget.
+            ModelCallError: Every attempt and fallback failed.
+        """
+        return await self._complete(
+            prompt, system=system, model=model, max_tokens=max_tokens, temperature=temperature
+        )
+
+    def complete_sync(
+        self,
+        prompt: str | Sequence[Message | Mapping[str, str]],
+        *,
+        system: str | None = None,
+        model: str | None = None,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+    ) -> str:
+        """`complete` for sync agent functions (they run in a worker thread)."""
+        future = asyncio.run_coroutine_threadsafe(
+            self.complete(
+                prompt, system=system, model=model, max_tokens=max_tokens, temperature=temperature
+            ),
+            self._loop,
+        )
+        return future.result()
+
+    @property
+    def budget(self) -> BudgetView:
+        """The run's budget right now."""
+        ledger = self._budget
+        return BudgetView(ledger.limit_usd, ledger.spent_usd, ledger.reserved_usd)
+
+
+def bound_logger(run_id: str, step: int, agent: str) -> Any:
+    """A structlog logger with the run's context bound."""
+    return structlog.get_logger("agentroute.agent").bind(run_id=run_id, step=step, agent=agent)

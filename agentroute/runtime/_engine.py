@@ -1,0 +1,613 @@
+"""The run loop as a LangGraph `StateGraph`: route → act (fan-out) → refine → check → route | END.
+
+Nodes are methods of `Engine`; per-run objects live in `RunScope`s looked up by run id, so the
+graph state stays JSON-serialisable and works with any LangGraph checkpointer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Annotated, Any, TypedDict
+
+import structlog
+from langgraph.graph import END, START, StateGraph
+from langgraph.types import Send
+
+from agentroute._hashing import sha256_hex
+from agentroute.errors import (
+    AgentError,
+    BudgetExceeded,
+    ConfigurationError,
+    RoutingError,
+    did_you_mean,
+)
+from agentroute.models import Message, ModelRequest, call_model
+from agentroute.models._invoke import Attempt
+from agentroute.models._retry import retry_async
+from agentroute.registry import SkillSpec
+from agentroute.routing import (
+    RefineContext,
+    RouteDecision,
+    RoutingContext,
+    RoutingStrategy,
+    Slot,
+    StepView,
+    describe_strategy,
+)
+from agentroute.runtime._context import AgentContext, AgentResult, SkillSet, bound_logger
+from agentroute.runtime._scope import RunScope
+from agentroute.stores import AgentOutputRecord, CandidateRecord, DecisionRecord, ModelCallRecord
+
+if TYPE_CHECKING:
+    from agentroute.runtime._router import Router
+
+__all__ = ["Engine", "RunState"]
+
+log = structlog.get_logger(__name__)
+
+
+def _merge_branches(
+    left: list[dict[str, Any]], right: list[dict[str, Any]] | None
+) -> list[dict[str, Any]]:
+    # `None` resets the list at the start of each step; branch results append.
+    if right is None:
+        return []
+    return [*left, *right]
+
+
+class RunState(TypedDict):
+    """The graph's state. JSON-serialisable so checkpointers can persist it."""
+
+    run_id: str
+    task: str
+    step: int
+    previous: str | None
+    answer: str | None
+    agents: list[str]
+    then: str
+    branches: Annotated[list[dict[str, Any]], _merge_branches]
+    status: str | None
+    reason: str
+    error: str | None
+    error_type: str | None
+
+
+class Engine:
+    """Builds and runs the graph for one `Router`."""
+
+    def __init__(self, router: Router) -> None:
+        self.router = router
+        self.scopes: dict[str, RunScope] = {}
+
+    # -- graph -------------------------------------------------------------------------------
+
+    def build(self) -> StateGraph[Any]:
+        """Return the uncompiled graph."""
+        graph: StateGraph[Any] = StateGraph(RunState)
+        graph.add_node("route", self.route_node)
+        graph.add_node("act", self.act_node)
+        graph.add_node("refine", self.refine_node)
+        graph.add_node("check", self.check_node)
+        graph.add_edge(START, "route")
+        graph.add_conditional_edges("route", self.fan_out, ["act", END])
+        graph.add_edge("act", "refine")
+        graph.add_edge("refine", "check")
+        graph.add_conditional_edges(
+            "check", lambda s: END if s["status"] else "route", ["route", END]
+        )
+        return graph
+
+    def fan_out(self, state: RunState) -> list[Send] | str:
+        """One `act` branch per chosen agent, or the end."""
+        if state["status"] and not state["agents"]:
+            return END
+        return [
+            Send(
+                "act",
+                {
+                    "run_id": state["run_id"],
+                    "task": state["task"],
+                    "step": state["step"],
+                    "previous": state["previous"],
+                    "agent": agent,
+                },
+            )
+            for agent in state["agents"]
+        ]
+
+    # -- route -------------------------------------------------------------------------------
+
+    async def route_node(self, state: RunState) -> dict[str, Any]:
+        """Ask the agent slot who acts at this step."""
+        scope = self.scopes[state["run_id"]]
+        router = self.router
+        step = state["step"]
+        reset: dict[str, Any] = {"branches": None, "agents": []}
+        if step >= router.limits.max_steps:
+            return {
+                **reset,
+                "status": "step_limit",
+                "reason": f"step limit of {router.limits.max_steps} reached",
+            }
+        candidates = router.agent_candidates()
+        ctx = self._routing_context(scope, state, "agent", candidates, agent=None)
+        decision = await self._decide(scope, ctx, router.agent_strategy, branch="")
+        if decision.outcome == "finish":
+            return {**reset, "status": "completed", "reason": decision.reason or "router finished"}
+        if decision.outcome in ("out_of_scope", "abstain"):
+            handler = router.out_of_scope
+            reason = decision.reason or "no agent fits the request"
+            if handler is not None:
+                return {**reset, "agents": [handler], "then": "finish", "status": "out_of_scope",
+                        "reason": reason}
+            return {**reset, "status": "out_of_scope", "reason": reason,
+                    "answer": router.out_of_scope_message}
+        for agent in decision.agents:
+            key = agent + "\x00" + sha256_hex(state["task"] + "\x00" + (state["previous"] or ""))
+            scope.input_counts[key] += 1
+            if scope.input_counts[key] >= router.limits.loop_limit:
+                return {
+                    **reset,
+                    "status": "loop_detected",
+                    "reason": (
+                        f"agent {agent!r} was chosen {scope.input_counts[key]} times with the "
+                        f"same input (loop_limit={router.limits.loop_limit})"
+                    ),
+                }
+        return {**reset, "agents": list(decision.agents), "then": decision.then}
+
+    # -- act ---------------------------------------------------------------------------------
+
+    async def act_node(self, branch: dict[str, Any]) -> dict[str, Any]:
+        """Run one agent: route its skills and model, call it, record the output."""
+        scope = self.scopes[branch["run_id"]]
+        async with scope.semaphore:
+            return {"branches": [await self._act(scope, branch)]}
+
+    async def _act(self, scope: RunScope, branch: dict[str, Any]) -> dict[str, Any]:
+        router = self.router
+        agent, step = branch["agent"], branch["step"]
+        registry = router.registry
+        spec = registry.get_agent(agent)
+        started = time.perf_counter()
+        skills: list[SkillSpec] = []
+        model: str | None = None
+        try:
+            skills = await self._route_skills(scope, branch)
+            model = await self._route_model(scope, branch)
+            override = scope.agent_override
+            if override is not None and not router.has_function(agent):
+                result = await override(agent, step)
+            else:
+                result = await self._call_agent(scope, branch, skills, model)
+        except Exception as exc:
+            scope.recorder.record(
+                AgentOutputRecord,
+                step=step,
+                agent=agent,
+                task=branch["task"],
+                input_hash=_input_hash(branch),
+                skills=[s.id for s in skills],
+                model=model,
+                latency_ms=_ms(started),
+                error=_err(exc),
+                error_type=type(exc).__name__,
+            )
+            log.warning("agent failed", run_id=scope.run_id, agent=agent, error=type(exc).__name__)
+            return {
+                "agent": agent,
+                "output": None,
+                "final": True,
+                "error": _err(exc),
+                "error_type": type(exc).__name__,
+                "budget": isinstance(exc, BudgetExceeded),
+            }
+        scope.recorder.record(
+            AgentOutputRecord,
+            step=step,
+            agent=agent,
+            task=branch["task"],
+            input_hash=_input_hash(branch),
+            skills=[s.id for s in skills],
+            model=model,
+            output=result.output,
+            final=result.final,
+            latency_ms=_ms(started),
+        )
+        del spec
+        return {"agent": agent, "output": result.output, "final": result.final, "error": None}
+
+    async def _call_agent(
+        self, scope: RunScope, branch: dict[str, Any], skills: list[SkillSpec], model: str | None
+    ) -> AgentResult:
+        router = self.router
+        agent, step = branch["agent"], branch["step"]
+        spec = router.registry.get_agent(agent)
+        fn = router.registry.agent_function(agent)
+        loop = asyncio.get_running_loop()
+
+        async def complete(
+            prompt: str | Sequence[Message | Mapping[str, str]],
+            *,
+            system: str | None = None,
+            model: str | None = model,
+            max_tokens: int | None = None,
+            temperature: float | None = None,
+        ) -> str:
+            return await self.complete(
+                scope, step, agent, model, prompt, system=system, max_tokens=max_tokens,
+                temperature=temperature,
+            )
+
+        ctx = AgentContext(
+            run_id=scope.run_id,
+            step=step,
+            agent=agent,
+            skills=SkillSet(skills),
+            model=model,
+            previous=branch["previous"],
+            history=tuple(scope.history),
+            state=scope.state,
+            metadata=scope.metadata,
+            log=bound_logger(scope.run_id, step, agent),
+            _complete=complete,
+            _budget=scope.ledger,
+            _loop=loop,
+        )
+
+        async def once(_: int) -> AgentResult:
+            if inspect.iscoroutinefunction(fn):
+                coro = fn(ctx, branch["task"])
+            else:
+                coro = asyncio.to_thread(fn, ctx, branch["task"])
+            try:
+                raw = await asyncio.wait_for(coro, spec.timeout_s) if spec.timeout_s else await coro
+            except TimeoutError as exc:
+                msg = f"agent {agent!r} did not finish within timeout_s={spec.timeout_s}"
+                raise AgentError(msg, agent=agent, run_id=scope.run_id) from exc
+            return _as_result(agent, raw, scope.run_id)
+
+        router.inflight[agent] += 1
+        try:
+            return await retry_async(
+                spec.retry, once, retry_on=lambda e: not isinstance(e, BudgetExceeded)
+            )
+        finally:
+            router.inflight[agent] -= 1
+
+    async def _route_skills(self, scope: RunScope, branch: dict[str, Any]) -> list[SkillSpec]:
+        router = self.router
+        allowed = router.registry.skills_for(branch["agent"])
+        strategy = router.skills_strategy
+        if strategy is None:
+            return allowed
+        ctx = self._routing_context(
+            scope, branch, "skills", tuple(s.id for s in allowed), agent=branch["agent"]
+        )
+        decision = await self._decide(scope, ctx, strategy, branch=branch["agent"])
+        if decision.outcome != "route":
+            return []
+        return [router.registry.get_skill(s) for s in decision.skills]
+
+    async def _route_model(self, scope: RunScope, branch: dict[str, Any]) -> str | None:
+        router = self.router
+        strategy = router.model_strategy
+        if strategy is None:
+            return router.default_model(branch["agent"])
+        ctx = self._routing_context(
+            scope, branch, "model", tuple(router.registry.models), agent=branch["agent"]
+        )
+        decision = await self._decide(scope, ctx, strategy, branch=branch["agent"])
+        if decision.outcome != "route" or decision.model is None:
+            return router.default_model(branch["agent"])
+        return decision.model
+
+    # -- refine and check --------------------------------------------------------------------
+
+    async def refine_node(self, state: RunState) -> dict[str, Any]:
+        """Merge the step's answers (only when several agents answered)."""
+        scope = self.scopes[state["run_id"]]
+        order = {a: i for i, a in enumerate(state["agents"])}
+        branches = sorted(state["branches"], key=lambda b: order.get(b["agent"], 0))
+        answers = {b["agent"]: b["output"] for b in branches if b["error"] is None}
+        failures = {b["agent"]: b["error"] for b in branches if b["error"] is not None}
+        if not answers:
+            return {"answer": state["previous"] if state["step"] else None}
+        if len(answers) == 1 and not (failures and self.router.refine_single):
+            return {"answer": next(iter(answers.values()))}
+        refiner = self.router.refiner
+        started = time.perf_counter()
+        described = describe_strategy(refiner)
+
+        async def complete(prompt: Any, **kw: Any) -> str:
+            return await self.complete(scope, state["step"], "refiner", kw.pop("model", None),
+                                       prompt, **kw)
+
+        try:
+            result = await refiner.refine(
+                RefineContext(
+                    run_id=scope.run_id,
+                    step=state["step"],
+                    task=state["task"],
+                    answers=answers,
+                    failures=failures,
+                    complete=complete,
+                )
+            )
+        except Exception as exc:
+            best = next(iter(answers))
+            scope.recorder.record(
+                DecisionRecord,
+                step=state["step"],
+                slot="refiner",
+                strategy=described["strategy"],
+                strategy_version=described["version"],
+                params=described["params"],
+                outcome="error",
+                chosen=[best],
+                candidates=[CandidateRecord(name=a) for a in answers],
+                reason=f"refiner failed; using {best!r}'s answer alone",
+                latency_ms=_ms(started),
+                error=_err(exc),
+            )
+            return {"answer": answers[best]}
+        scope.recorder.record(
+            DecisionRecord,
+            step=state["step"],
+            slot="refiner",
+            strategy=described["strategy"],
+            strategy_version=described["version"],
+            params=described["params"],
+            chosen=list(answers),
+            candidates=[CandidateRecord(name=a) for a in answers],
+            reason=result.reason,
+            evidence={**result.evidence, "answer": result.answer, "failed": failures},
+            latency_ms=_ms(started),
+        )
+        return {"answer": result.answer}
+
+    async def check_node(self, state: RunState) -> dict[str, Any]:
+        """Decide whether the run goes on: finish, budget, failures, `then`, `final`."""
+        scope = self.scopes[state["run_id"]]
+        branches = state["branches"]
+        outputs = {b["agent"]: b["output"] for b in branches}
+        scope.history.append(
+            StepView(
+                step=state["step"],
+                agents=tuple(state["agents"]),
+                outputs=outputs,
+                answer=state["answer"],
+            )
+        )
+        ok = [b for b in branches if b["error"] is None]
+        budget = [b for b in branches if b.get("budget")]
+        if state["status"]:  # out-of-scope handler ran
+            return {}
+        if budget:
+            return {
+                "status": "budget_exhausted",
+                "reason": budget[0]["error"],
+            }
+        if not ok:
+            first = branches[0]
+            return {
+                "status": "failed",
+                "reason": f"every agent failed at step {state['step']}",
+                "error": first["error"],
+                "error_type": first["error_type"],
+            }
+        go_on = state["then"] == "route" or any(not b["final"] for b in ok)
+        if go_on:
+            return {"step": state["step"] + 1, "previous": state["answer"]}
+        return {"status": "completed", "reason": "the agents answered"}
+
+    # -- shared ------------------------------------------------------------------------------
+
+    def _routing_context(
+        self,
+        scope: RunScope,
+        state: Mapping[str, Any],
+        slot: Slot,
+        candidates: tuple[str, ...],
+        *,
+        agent: str | None,
+    ) -> RoutingContext:
+        step = state["step"]
+        branch = agent or "router"
+
+        async def complete(prompt: Any, **kw: Any) -> str:
+            return await self.complete(scope, step, branch, kw.pop("model", None), prompt, **kw)
+
+        return RoutingContext(
+            run_id=scope.run_id,
+            step=step,
+            slot=slot,
+            task=state["task"],
+            registry=self.router.registry,
+            candidates=candidates,
+            agent=agent,
+            previous=state["previous"],
+            history=tuple(scope.history),
+            budget=scope.budget_view(),
+            metadata=scope.metadata,
+            load=dict(self.router.inflight),
+            seed=(scope.seed * 1_000_003 + step * 31 + len(branch)) & 0x7FFFFFFF,
+            complete=complete,
+        )
+
+    async def _decide(
+        self, scope: RunScope, ctx: RoutingContext, strategy: RoutingStrategy, *, branch: str
+    ) -> RouteDecision:
+        described = describe_strategy(strategy)
+        started = time.perf_counter()
+        base = {
+            "step": ctx.step,
+            "slot": ctx.slot,
+            "branch": branch,
+            "strategy": described["strategy"],
+            "strategy_version": described["version"],
+            "params": described["params"],
+        }
+        try:
+            decision = await strategy.route(ctx)
+            if not isinstance(decision, RouteDecision):
+                msg = (
+                    f"strategy {described['strategy']!r} returned {type(decision).__name__}, "
+                    "not a RouteDecision"
+                )
+                raise RoutingError(msg, run_id=scope.run_id)  # noqa: TRY301
+            _validate(decision, ctx, described["strategy"], scope.run_id)
+        except Exception as exc:
+            scope.recorder.record(
+                DecisionRecord, **base, outcome="error", latency_ms=_ms(started), error=_err(exc)
+            )
+            if isinstance(exc, RoutingError):
+                raise
+            msg = f"{ctx.slot} strategy {described['strategy']!r} raised {_err(exc)}"
+            raise RoutingError(msg, run_id=scope.run_id) from exc
+        if decision.strategy:
+            base["strategy"] = decision.strategy
+        scope.recorder.record(
+            DecisionRecord,
+            **base,
+            outcome=decision.outcome,
+            chosen=list(decision.chosen),
+            candidates=[
+                CandidateRecord(name=c.name, score=c.score, detail=c.detail)
+                for c in decision.candidates
+            ],
+            reason=decision.reason,
+            evidence={**decision.evidence, "then": decision.then} if ctx.slot == "agent"
+            else decision.evidence,
+            latency_ms=_ms(started),
+        )
+        return decision
+
+    async def complete(
+        self,
+        scope: RunScope,
+        step: int,
+        branch: str,
+        model: str | None,
+        prompt: str | Sequence[Message | Mapping[str, str]],
+        *,
+        system: str | None = None,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+    ) -> str:
+        """One traced, budgeted model call on behalf of an agent, a strategy or the refiner."""
+        router = self.router
+        name = model or router.default_model(branch if branch in router.registry.agents else None)
+        if name is None:
+            msg = "no model is registered; add one with registry.model(name, 'provider/model')"
+            raise ConfigurationError(msg)
+        spec = router.priced_model(name)
+        messages = _messages(prompt, system)
+        index = scope.next_call_index(step, branch)
+        request = ModelRequest(
+            model=spec,
+            messages=messages,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            metadata={"run_id": scope.run_id, "step": step, "branch": branch, "call_index": index},
+        )
+
+        def report(a: Attempt) -> None:
+            scope.recorder.record(
+                ModelCallRecord,
+                step=step,
+                branch=branch,
+                call_index=index,
+                attempt=a.attempt,
+                model=a.model.name,
+                model_id=a.model.model,
+                messages=[m.model_dump() for m in a.request.messages],
+                response=a.response.text if a.response else None,
+                input_tokens=a.response.usage.input_tokens if a.response else 0,
+                output_tokens=a.response.usage.output_tokens if a.response else 0,
+                estimated_cost_usd=a.estimated_cost_usd,
+                cost_usd=a.cost_usd,
+                latency_ms=a.latency_ms,
+                error=str(a.error) if a.error else None,
+                error_type=type(a.error).__name__ if a.error else None,
+            )
+
+        result = await call_model(
+            request,
+            client=scope.client,
+            resolve=router.priced_model,
+            ledger=scope.ledger,
+            report=report,
+        )
+        return result.response.text
+
+
+def _validate(decision: RouteDecision, ctx: RoutingContext, name: str, run_id: str) -> None:
+    if decision.outcome != "route":
+        return
+    allowed = set(ctx.candidates)
+    if ctx.slot == "agent":
+        chosen = decision.agents
+        if not chosen:
+            msg = f"agent strategy {name!r} routed to no agent; return RouteDecision.abstain() instead"
+            raise RoutingError(msg, run_id=run_id)
+    elif ctx.slot == "skills":
+        chosen = decision.skills
+    else:
+        if decision.model is None:
+            msg = f"model strategy {name!r} chose no model"
+            raise RoutingError(msg, run_id=run_id)
+        chosen = (decision.model,)
+    if len(set(chosen)) != len(chosen):
+        msg = f"{ctx.slot} strategy {name!r} chose duplicates: {list(chosen)}"
+        raise RoutingError(msg, run_id=run_id)
+    for item in chosen:
+        if item not in allowed:
+            msg = (
+                f"{ctx.slot} strategy {name!r} chose {item!r}, which is not a candidate here"
+                f"{did_you_mean(item, allowed)}"
+            )
+            raise RoutingError(msg, run_id=run_id)
+
+
+def _messages(
+    prompt: str | Sequence[Message | Mapping[str, str]], system: str | None
+) -> tuple[Message, ...]:
+    out: list[Message] = []
+    if system:
+        out.append(Message(role="system", content=system))
+    if isinstance(prompt, str):
+        out.append(Message(role="user", content=prompt))
+    else:
+        for m in prompt:
+            out.append(m if isinstance(m, Message) else Message.model_validate(dict(m)))
+    if not out:
+        msg = "complete() needs a prompt"
+        raise ConfigurationError(msg)
+    return tuple(out)
+
+
+def _as_result(agent: str, raw: Any, run_id: str) -> AgentResult:
+    if isinstance(raw, AgentResult):
+        return raw
+    if isinstance(raw, str):
+        return AgentResult(output=raw)
+    msg = (
+        f"agent {agent!r} returned {type(raw).__name__}; return a str or an AgentResult"
+    )
+    raise AgentError(msg, agent=agent, run_id=run_id)
+
+
+def _input_hash(branch: Mapping[str, Any]) -> str:
+    return sha256_hex(branch["task"] + "\x00" + (branch["previous"] or ""))
+
+
+def _err(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _ms(started: float) -> float:
+    return (time.perf_counter() - started) * 1000.0

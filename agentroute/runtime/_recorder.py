@@ -1,0 +1,73 @@
+"""`RunRecorder`: seals a run's records into its hash chain and hands them to the store."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from agentroute.stores import GENESIS_HASH, TraceRecord, TraceStore
+
+__all__ = ["RunRecorder", "add_capture_sink", "remove_capture_sink"]
+
+Sink = Callable[[TraceRecord], None]
+
+_capture_sinks: contextvars.ContextVar[tuple[Sink, ...]] = contextvars.ContextVar(
+    "agentroute_capture_sinks", default=()
+)
+
+
+def add_capture_sink(sink: Sink) -> contextvars.Token[tuple[Sink, ...]]:
+    """Send every record sealed in this context to `sink` too (see `testing.capture_traces`)."""
+    return _capture_sinks.set((*_capture_sinks.get(), sink))
+
+
+def remove_capture_sink(token: contextvars.Token[tuple[Sink, ...]]) -> None:
+    """Undo `add_capture_sink`."""
+    _capture_sinks.reset(token)
+
+
+class RunRecorder:
+    """Chains one run's records (seq, prev_hash, hash) and appends them to the store.
+
+    One recorder per run, in the process that runs it, so the sequence needs no coordination.
+    Thread-safe: sync agents record from worker threads.
+    """
+
+    def __init__(self, run_id: str, store: TraceStore) -> None:
+        self.run_id = run_id
+        self.store = store
+        self._lock = threading.Lock()
+        self._seq = 0
+        self._prev = GENESIS_HASH
+        self._sinks = _capture_sinks.get()
+        self._listeners: list[asyncio.Queue[TraceRecord]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def listen(self, queue: asyncio.Queue[TraceRecord]) -> None:
+        """Also put every record on `queue` (for `Router.stream`)."""
+        self._loop = asyncio.get_running_loop()
+        self._listeners.append(queue)
+
+    def record(self, cls: type[Any], **fields: Any) -> Any:
+        """Build, seal and append one record of type `cls`; return it."""
+        with self._lock:
+            rec = cls(
+                run_id=self.run_id,
+                seq=self._seq,
+                created_at=time.time(),
+                prev_hash=self._prev,
+                **fields,
+            ).sealed()
+            self._seq += 1
+            self._prev = rec.hash
+            self.store.append([rec])
+        for sink in self._sinks:
+            sink(rec)
+        for queue in self._listeners:
+            if self._loop is not None:
+                self._loop.call_soon_threadsafe(queue.put_nowait, rec)
+        return rec

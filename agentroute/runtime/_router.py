@@ -1,0 +1,604 @@
+"""The `Router` facade: build, compile, run (async core, one sync facade), stream, feedback."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from agentroute.errors import AgentError, ConfigurationError, RunError, did_you_mean
+from agentroute.models import Budget, BudgetLedger, ModelClient, resolve_prices
+from agentroute.registry import GraphSpec, LimitsSpec, ModelSpec, Registry
+from agentroute.routing import (
+    JoinAnswers,
+    LearningStrategy,
+    Outcome,
+    RefineStrategy,
+    RoutingStrategy,
+    build_strategy,
+    describe_strategy,
+)
+from agentroute.runtime._engine import Engine, RunState
+from agentroute.runtime._recorder import RunRecorder
+from agentroute.runtime._result import RunResult
+from agentroute.runtime._scope import RunScope
+from agentroute.stores import (
+    FeedbackRecord,
+    RunEndRecord,
+    RunRecord,
+    RunTrace,
+    TraceRecord,
+    TraceStore,
+    open_store,
+)
+
+__all__ = ["Router"]
+
+log = structlog.get_logger(__name__)
+
+_REFINERS: dict[str, type[Any]] = {"join": JoinAnswers}
+
+DEFAULT_OUT_OF_SCOPE_MESSAGE = (
+    "Sorry — this request is outside what I can help with here. "
+    "Please contact a human agent or rephrase your request."
+)
+
+
+class Router:
+    """Decides at every step who acts, with which skills, on which model; runs it on LangGraph.
+
+    Build, then compile: the constructor checks types; `compile()` (called by the first run)
+    checks the registry's cross-references, resolves model prices and builds the graph.
+
+    Example:
+        ```python
+        router = Router(registry, agent=Rules([...], default=["general"]), store="memory://")
+        result = router.run_sync("I was charged twice", budget=Budget(usd=0.05))
+        ```
+
+    Args:
+        registry: What exists.
+        agent: Strategy of the agent slot (who acts).
+        skills: Strategy of the skills slot; `None` = each agent's declared skills.
+        model: Strategy of the model slot; `None` = each agent's default model or tier.
+        refiner: How several answers are merged; default `JoinAnswers`.
+        store: Trace store or URL; default `sqlite:///agentroute.db`.
+        client: Model client; default `LiteLLMClient()` (any provider LiteLLM supports).
+        agents: Restrict routing to these agents (default: every registered agent).
+        limits: Step, loop and concurrency limits.
+        budget: Default per-run budget (a run's own `budget=` wins).
+        out_of_scope: Agent that answers out-of-scope requests; `None` = a polite message.
+        out_of_scope_message: That message.
+        refine_single: Also refine when one agent answered and others failed.
+        checkpointer: A LangGraph checkpointer (each run is a thread keyed by its run id).
+        durable: Flush the store when each run ends, so a finished run survives a crash.
+        app: `module:attribute` of the registry, recorded so the CLI can replay runs.
+        name: A label for this router in logs and traces.
+    """
+
+    def __init__(
+        self,
+        registry: Registry,
+        *,
+        agent: RoutingStrategy,
+        skills: RoutingStrategy | None = None,
+        model: RoutingStrategy | None = None,
+        refiner: RefineStrategy | None = None,
+        store: TraceStore | str | None = None,
+        client: ModelClient | None = None,
+        agents: Sequence[str] | None = None,
+        limits: LimitsSpec | None = None,
+        budget: Budget | None = None,
+        out_of_scope: str | None = None,
+        out_of_scope_message: str = DEFAULT_OUT_OF_SCOPE_MESSAGE,
+        refine_single: bool = False,
+        checkpointer: Any = None,
+        durable: bool = True,
+        app: str | None = None,
+        name: str = "router",
+    ) -> None:
+        if not isinstance(registry, Registry):
+            msg = f"Router needs a Registry, got {type(registry).__name__}"
+            raise ConfigurationError(msg)
+        for slot, strategy in (("agent", agent), ("skills", skills), ("model", model)):
+            if strategy is not None and not callable(getattr(strategy, "route", None)):
+                msg = (
+                    f"the {slot} slot needs a routing strategy (an object with "
+                    f"`async def route(ctx)`), got {type(strategy).__name__}"
+                )
+                raise ConfigurationError(msg)
+        if refiner is not None and not callable(getattr(refiner, "refine", None)):
+            msg = f"refiner needs `async def refine(ctx)`, got {type(refiner).__name__}"
+            raise ConfigurationError(msg)
+        self.registry = registry
+        self.agent_strategy: RoutingStrategy = agent
+        self.skills_strategy = skills
+        self.model_strategy = model
+        self.refiner: RefineStrategy = refiner or JoinAnswers()
+        self.store = open_store(store)
+        self._client = client
+        self.agents = tuple(agents) if agents is not None else None
+        self.limits = limits or LimitsSpec()
+        self.budget = budget
+        self.out_of_scope = out_of_scope
+        self.out_of_scope_message = out_of_scope_message
+        self.refine_single = refine_single
+        self.checkpointer = checkpointer
+        self.durable = durable
+        self.app = app
+        self.name = name
+        self.inflight: Counter[str] = Counter()
+        self._engine = Engine(self)
+        self._compiled: Any = None
+        self._priced: dict[str, tuple[ModelSpec, ModelSpec]] = {}
+
+    # -- construction ------------------------------------------------------------------------
+
+    @classmethod
+    def from_graph(
+        cls,
+        registry: Registry,
+        graph: GraphSpec | str | Path,
+        *,
+        store: TraceStore | str | None = None,
+        client: ModelClient | None = None,
+        **overrides: Any,
+    ) -> Router:
+        """Build a router from a graph YAML file (or a loaded `GraphSpec`).
+
+        Args:
+            registry: Provides the agent functions the graph names.
+            graph: The layout.
+            store: Overrides the graph's `store`.
+            client: Model client.
+            **overrides: Other `Router` arguments, winning over the file.
+
+        Raises:
+            ContentError: The file is malformed.
+            ConfigurationError: It names unknown agents or strategies.
+        """
+        spec = graph if isinstance(graph, GraphSpec) else registry.load_graph(graph)
+        where = spec.source or spec.name
+        slots = spec.router
+        kwargs: dict[str, Any] = {
+            "agent": build_strategy(slots.agent.model_dump(), f"{where}: router.agent"),
+            "skills": build_strategy(slots.skills.model_dump(), f"{where}: router.skills")
+            if slots.skills
+            else None,
+            "model": build_strategy(slots.model.model_dump(), f"{where}: router.model")
+            if slots.model
+            else None,
+            "agents": spec.agents or None,
+            "limits": spec.limits,
+            "budget": Budget(usd=spec.budget_usd) if spec.budget_usd else None,
+            "name": spec.name,
+        }
+        if slots.refiner is not None:
+            factory = _REFINERS.get(slots.refiner.strategy)
+            if factory is None:
+                msg = (
+                    f"{where}: router.refiner: unknown refiner {slots.refiner.strategy!r}"
+                    f"{did_you_mean(slots.refiner.strategy, _REFINERS)}"
+                )
+                raise ConfigurationError(msg)
+            kwargs["refiner"] = factory(**slots.refiner.params)
+        kwargs.update(overrides)
+        return cls(registry, store=store or spec.store, client=client, **kwargs)
+
+    def compile(self) -> Router:
+        """Check the registry, resolve prices, build the LangGraph graph. Idempotent.
+
+        Raises:
+            ConfigurationError: A broken reference, an unpriced model, an unknown agent.
+        """
+        if self._compiled is not None:
+            return self
+        self.registry.validate()
+        known = self.registry.agents
+        for agent in (*(self.agents or ()), *((self.out_of_scope,) if self.out_of_scope else ())):
+            if agent not in known:
+                msg = f"router names unknown agent {agent!r}{did_you_mean(agent, known)}"
+                raise ConfigurationError(msg)
+        if not self.agent_candidates():
+            msg = "no agents to route to: register one with @registry.agent"
+            raise ConfigurationError(msg)
+        for name in self.registry.models:
+            self.priced_model(name)
+        self._compiled = self._engine.build().compile(checkpointer=self.checkpointer)
+        return self
+
+    @property
+    def graph(self) -> Any:
+        """The compiled LangGraph graph (escape hatch; its types are LangGraph's)."""
+        self.compile()
+        return self._compiled
+
+    @property
+    def client(self) -> ModelClient:
+        """The model client (a `LiteLLMClient` unless one was given)."""
+        if self._client is None:
+            from agentroute.models import LiteLLMClient
+
+            self._client = LiteLLMClient()
+        return self._client
+
+    def config(self) -> dict[str, Any]:
+        """The router's configuration as recorded with each run (graph YAML form per slot)."""
+        return {
+            "name": self.name,
+            "agent": describe_strategy(self.agent_strategy),
+            "skills": describe_strategy(self.skills_strategy) if self.skills_strategy else None,
+            "model": describe_strategy(self.model_strategy) if self.model_strategy else None,
+            "refiner": describe_strategy(self.refiner),
+            "agents": list(self.agents) if self.agents is not None else None,
+            "limits": self.limits.model_dump(),
+            "out_of_scope": self.out_of_scope,
+            "app": self.app,
+        }
+
+    # -- lookups used by the engine ----------------------------------------------------------
+
+    def agent_candidates(self) -> tuple[str, ...]:
+        """Agents the agent slot may choose now (the registry may have grown)."""
+        names = self.agents if self.agents is not None else tuple(self.registry.agents)
+        return tuple(n for n in names if n != self.out_of_scope)
+
+    def has_function(self, agent: str) -> bool:
+        """Whether the registry has a function for `agent`."""
+        return agent in self.registry.agents
+
+    def priced_model(self, name: str) -> ModelSpec:
+        """The model's spec with prices filled in (from LiteLLM's map when not given).
+
+        Raises:
+            ConfigurationError: Unknown model, or no price anywhere.
+        """
+        spec = self.registry.get_model(name)
+        cached = self._priced.get(name)
+        if cached is not None and cached[0] is spec:
+            return cached[1]
+        priced = spec if spec.priced else resolve_prices(spec)
+        self._priced[name] = (spec, priced)
+        return priced
+
+    def default_model(self, agent: str | None) -> str | None:
+        """The model a branch runs on when no model strategy decides."""
+        models = self.registry.models
+        if agent is not None:
+            spec = self.registry.get_agent(agent)
+            if spec.model is not None:
+                return spec.model
+            if spec.tier is not None:
+                tiered = self.registry.models_in_tier(spec.tier)
+                if tiered:
+                    return tiered[0].name
+        return next(iter(models), None)
+
+    # -- running -----------------------------------------------------------------------------
+
+    async def run(
+        self,
+        task: str,
+        *,
+        budget: Budget | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        run_id: str | None = None,
+        seed: int | None = None,
+    ) -> RunResult:
+        """Route and run one request to its end.
+
+        Args:
+            task: The user's request.
+            budget: Hard limit on this run's model spend (default: the router's).
+            metadata: Recorded with the run; rules may route on it.
+            run_id: Use this id (default: a new UUID).
+            seed: Seed for sampling strategies (default: derived from the run id).
+
+        Returns:
+            The result; clean stops (step limit, loop, budget, out of scope) return normally
+            with their `status`.
+
+        Raises:
+            AgentError: Every agent of a step failed (the failure is recorded first).
+            RoutingError: A strategy raised or decided something invalid.
+            ConfigurationError: The router or registry is misconfigured.
+        """
+        return await self._run(task, budget=budget, metadata=metadata, run_id=run_id, seed=seed)
+
+    def run_sync(
+        self,
+        task: str,
+        *,
+        budget: Budget | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        run_id: str | None = None,
+        seed: int | None = None,
+    ) -> RunResult:
+        """`run` for synchronous code. Not callable from inside a running event loop.
+
+        Raises:
+            RuntimeError: Called from async code; use `await router.run(...)` there.
+        """
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(
+                self.run(task, budget=budget, metadata=metadata, run_id=run_id, seed=seed)
+            )
+        msg = "run_sync() was called inside a running event loop; use `await router.run(...)`"
+        raise RuntimeError(msg)
+
+    async def stream(
+        self,
+        task: str,
+        *,
+        budget: Budget | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        run_id: str | None = None,
+        seed: int | None = None,
+    ) -> AsyncIterator[TraceRecord]:
+        """Run and yield every record as it is written: decisions, model calls, agent outputs,
+        and finally the `RunEndRecord`.
+
+        Raises:
+            The same errors as `run`, after yielding what was recorded before the failure.
+        """
+        queue: asyncio.Queue[TraceRecord] = asyncio.Queue()
+        task_ = asyncio.create_task(
+            self._run(
+                task, budget=budget, metadata=metadata, run_id=run_id, seed=seed, listener=queue
+            )
+        )
+        try:
+            while True:
+                getter = asyncio.ensure_future(queue.get())
+                done, _ = await asyncio.wait({getter, task_}, return_when=asyncio.FIRST_COMPLETED)
+                if getter in done:
+                    record = getter.result()
+                    yield record
+                    if isinstance(record, RunEndRecord):
+                        break
+                    continue
+                getter.cancel()
+                while not queue.empty():
+                    record = queue.get_nowait()
+                    yield record
+                    if isinstance(record, RunEndRecord):
+                        break
+                break
+            await task_
+        finally:
+            if not task_.done():
+                task_.cancel()
+
+    async def _run(
+        self,
+        task: str,
+        *,
+        budget: Budget | None,
+        metadata: Mapping[str, Any] | None,
+        run_id: str | None,
+        seed: int | None,
+        listener: asyncio.Queue[TraceRecord] | None = None,
+        client: ModelClient | None = None,
+        agent_override: Any = None,
+        replay_of: str | None = None,
+    ) -> RunResult:
+        if not isinstance(task, str) or not task.strip():
+            msg = "task must be a non-empty string"
+            raise ConfigurationError(msg)
+        self.compile()
+        run_id = run_id or uuid.uuid4().hex
+        budget = budget or self.budget
+        recorder = RunRecorder(run_id, self.store)
+        if listener is not None:
+            recorder.listen(listener)
+        scope = RunScope(
+            run_id=run_id,
+            task=task,
+            recorder=recorder,
+            ledger=BudgetLedger(budget),
+            client=client or self.client,
+            metadata=dict(metadata or {}),
+            seed=seed if seed is not None else int(uuid.UUID(hex=_hex32(run_id)).int % 2**31),
+            semaphore=asyncio.Semaphore(self.limits.agent_concurrency),
+            agent_override=agent_override,
+        )
+        recorder.record(
+            RunRecord,
+            task=task,
+            router=self.config(),
+            registry_hash=self.registry.content_hash(),
+            budget_usd=budget.usd if budget else None,
+            metadata=scope.metadata,
+            replay_of=replay_of,
+        )
+        self._engine.scopes[run_id] = scope
+        structlog.contextvars.bind_contextvars(run_id=run_id)
+        try:
+            final = await self._invoke(scope)
+        except BaseException as exc:
+            self._end(scope, status="failed", reason=f"run failed: {type(exc).__name__}",
+                      error=exc)
+            if isinstance(exc, RunError) and exc.run_id is None:
+                exc.run_id = run_id
+            raise
+        finally:
+            self._engine.scopes.pop(run_id, None)
+            structlog.contextvars.unbind_contextvars("run_id")
+        status = final["status"] or "completed"
+        steps = final["step"] + 1
+        agents = tuple(s.agents for s in scope.history)
+        if status == "failed":
+            err = AgentError(
+                f"run {run_id} failed: {final['reason']}: {final['error']}",
+                agent=agents[-1][0] if agents and agents[-1] else "",
+                run_id=run_id,
+            )
+            self._end(scope, status="failed", reason=final["reason"], error=err,
+                      error_text=final["error"], error_type=final["error_type"], steps=steps)
+            if self.durable:
+                await asyncio.to_thread(self.store.flush)
+            raise err
+        answer = final["answer"]
+        self._end(scope, status=status, reason=final["reason"], answer=answer, steps=steps)
+        if self.durable:
+            await asyncio.to_thread(self.store.flush)
+        result = RunResult(
+            run_id=run_id,
+            status=status,
+            answer=answer,
+            reason=final["reason"],
+            cost_usd=scope.ledger.spent_usd,
+            steps=steps,
+            agents=agents,
+        )
+        await self._learn(scope, result)
+        return result
+
+    async def _invoke(self, scope: RunScope) -> RunState:
+        state: RunState = {
+            "run_id": scope.run_id,
+            "task": scope.task,
+            "step": 0,
+            "previous": None,
+            "answer": None,
+            "agents": [],
+            "then": "finish",
+            "branches": [],
+            "status": None,
+            "reason": "",
+            "error": None,
+            "error_type": None,
+        }
+        config = {
+            "configurable": {"thread_id": scope.run_id},
+            "recursion_limit": self.limits.max_steps * 4 + 8,
+        }
+        final: RunState = await self._compiled.ainvoke(state, config=config)
+        return final
+
+    def _end(
+        self,
+        scope: RunScope,
+        *,
+        status: str,
+        reason: str,
+        answer: str | None = None,
+        error: BaseException | None = None,
+        error_text: str | None = None,
+        error_type: str | None = None,
+        steps: int | None = None,
+    ) -> None:
+        scope.recorder.record(
+            RunEndRecord,
+            status=status,
+            reason=reason,
+            answer=answer,
+            cost_usd=scope.ledger.spent_usd,
+            steps=steps if steps is not None else len(scope.history),
+            error=error_text or (f"{type(error).__name__}: {error}" if error else None),
+            error_type=error_type or (type(error).__name__ if error else None),
+        )
+
+    async def _learn(self, scope: RunScope, result: RunResult, score: float | None = None) -> None:
+        outcome = Outcome(
+            run_id=result.run_id,
+            task=scope.task,
+            status=result.status,
+            answer=result.answer,
+            cost_usd=result.cost_usd,
+            steps=result.agents,
+            outputs={a: o for s in scope.history for a, o in s.outputs.items()},
+            score=score,
+            metadata=scope.metadata,
+        )
+        await self._learn_outcome(outcome)
+
+    async def _learn_outcome(self, outcome: Outcome) -> None:
+        for strategy in (self.agent_strategy, self.skills_strategy, self.model_strategy):
+            if isinstance(strategy, LearningStrategy):
+                try:
+                    await strategy.learn(outcome)
+                except Exception as exc:  # learning never breaks serving
+                    log.warning(
+                        "learning failed",
+                        strategy=describe_strategy(strategy)["strategy"],
+                        run_id=outcome.run_id,
+                        error=f"{type(exc).__name__}: {exc}",
+                    )
+
+    # -- after the run -----------------------------------------------------------------------
+
+    def trace(self, run_id: str) -> RunTrace:
+        """Every record of a run, from this router's store.
+
+        Raises:
+            RunNotFound: No such run.
+        """
+        self.store.flush()
+        return self.store.get_run(run_id)
+
+    async def feedback(
+        self,
+        run_id: str,
+        *,
+        score: float | None = None,
+        label: str | None = None,
+        agent: str | None = None,
+        comment: str | None = None,
+        source: str = "user",
+    ) -> FeedbackRecord:
+        """Record feedback on a finished run and pass it to learning strategies.
+
+        Raises:
+            RunNotFound: No such run.
+            ValueError: Score outside [0, 1], or neither score nor label.
+        """
+        record = await asyncio.to_thread(
+            self.store.add_feedback,
+            run_id,
+            score=score,
+            label=label,
+            agent=agent,
+            comment=comment,
+            source=source,
+        )
+        trace = await asyncio.to_thread(self.store.get_run, run_id)
+        end = trace.end
+        steps: list[tuple[str, ...]] = []
+        for d in trace.decisions:
+            if d.slot == "agent" and d.outcome == "route":
+                steps.append(tuple(d.chosen))
+        await self._learn_outcome(
+            Outcome(
+                run_id=run_id,
+                task=trace.run.task,
+                status=end.status if end else "unknown",
+                answer=end.answer if end else None,
+                cost_usd=end.cost_usd if end else 0.0,
+                steps=tuple(steps),
+                outputs={o.agent: o.output for o in trace.outputs},
+                score=score,
+                metadata=trace.run.metadata,
+            )
+        )
+        return record
+
+    def close(self) -> None:
+        """Flush and close the trace store."""
+        self.store.close()
+
+    def __repr__(self) -> str:
+        return f"Router({self.name!r}, agent={describe_strategy(self.agent_strategy)['strategy']})"
+
+
+def _hex32(run_id: str) -> str:
+    from agentroute._hashing import sha256_hex
+
+    return sha256_hex(run_id)[:32]

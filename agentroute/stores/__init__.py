@@ -1,0 +1,52 @@
+"""What happened: append-only, hash-chained run traces and versioned learned state."""
+
+from agentroute.stores._base import RunSummary, RunTrace, TraceStore, VerifyReport, verify_chain
+from agentroute.stores._memory import InMemoryTraceStore
+from agentroute.stores._open import DEFAULT_STORE_URL, open_store
+from agentroute.stores._records import (
+    GENESIS_HASH,
+    AgentOutputRecord,
+    CandidateRecord,
+    DecisionRecord,
+    FeedbackRecord,
+    ModelCallRecord,
+    RunEndRecord,
+    RunRecord,
+    RunStatus,
+    StateRecord,
+    TraceRecord,
+    chain_hash,
+)
+
+__all__ = [
+    "DEFAULT_STORE_URL",
+    "GENESIS_HASH",
+    "AgentOutputRecord",
+    "CandidateRecord",
+    "DecisionRecord",
+    "FeedbackRecord",
+    "InMemoryTraceStore",
+    "ModelCallRecord",
+    "RunEndRecord",
+    "RunRecord",
+    "RunStatus",
+    "RunSummary",
+    "RunTrace",
+    "SqlTraceStore",
+    "StateRecord",
+    "TraceRecord",
+    "TraceStore",
+    "VerifyReport",
+    "chain_hash",
+    "open_store",
+    "verify_chain",
+]
+
+
+def __getattr__(name: str) -> object:
+    # SqlTraceStore pulls in sqlmodel/SQLAlchemy (slow); load it on first use.
+    if name == "SqlTraceStore":
+        from agentroute.stores._sql import SqlTraceStore
+
+        return SqlTraceStore
+    raise AttributeError(name)
