@@ -73,7 +73,9 @@ async def call_model(
         estimate = estimate_cost_usd(spec, req)
         reservation = ledger.reserve(estimate, what=f"a call to model {spec.name!r}")
 
-        async def one(_: int, spec: ModelSpec = spec, req: ModelRequest = req) -> CallResult:
+        async def one(
+            _: int, spec: ModelSpec = spec, req: ModelRequest = req, estimate: float = estimate
+        ) -> CallResult:
             nonlocal attempt_no
             attempt_no += 1
             started = time.perf_counter()
@@ -90,11 +92,7 @@ async def call_model(
                     )
                     raise ModelResponseError(msg, model=spec.name)
             except ModelCallError as exc:
-                report(
-                    Attempt(
-                        spec, attempt_no, req, None, estimate, 0.0, _ms(started), exc
-                    )
-                )
+                report(Attempt(spec, attempt_no, req, None, estimate, 0.0, _ms(started), exc))
                 raise
             cost = (
                 response.cost_usd

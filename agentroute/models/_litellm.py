@@ -1,4 +1,4 @@
-"""`LiteLLMClient`: the real `ModelClient`, and the one boundary where LiteLLM errors are translated.
+"""`LiteLLMClient`, the real `ModelClient`, and the one boundary translating LiteLLM errors.
 
 LiteLLM is imported on first use only (its import takes seconds), and always through
 `import_litellm`, which first points LiteLLM at its bundled cost map so that importing it never

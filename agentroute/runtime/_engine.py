@@ -178,11 +178,7 @@ class Engine:
         try:
             skills = await self._route_skills(scope, branch)
             model = await self._route_model(scope, branch)
-            override = scope.agent_override
-            if override is not None and not router.has_function(agent):
-                result = await override(agent, step)
-            else:
-                result = await self._call_agent(scope, branch, skills, model)
+            result = await self._call_agent(scope, branch, skills, model)
         except Exception as exc:
             scope.recorder.record(
                 AgentOutputRecord,

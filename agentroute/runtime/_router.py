@@ -190,6 +190,50 @@ class Router:
         kwargs.update(overrides)
         return cls(registry, store=store or spec.store, client=client, **kwargs)
 
+    @classmethod
+    def from_config(
+        cls,
+        registry: Registry,
+        config: Mapping[str, Any],
+        *,
+        store: TraceStore | str | None = None,
+        client: ModelClient | None = None,
+    ) -> Router:
+        """Rebuild a router from the configuration recorded with a run (`Router.config()`).
+
+        Works when every strategy is in the catalog (as graph-YAML strategies are).
+
+        Raises:
+            ConfigurationError: A recorded strategy is not in the catalog (build the router in
+                Python and pass it to `replay` instead).
+        """
+        def slot(name: str) -> Any:
+            value = config.get(name)
+            return build_strategy(value, f"recorded router.{name}") if value else None
+
+        refiner_cfg = config.get("refiner") or {"strategy": "join", "params": {}}
+        factory = _REFINERS.get(refiner_cfg["strategy"])
+        if factory is None:
+            msg = (
+                f"recorded refiner {refiner_cfg['strategy']!r} is not in the catalog; build the "
+                "router in Python and pass it to replay(run_id, router=...)"
+            )
+            raise ConfigurationError(msg)
+        return cls(
+            registry,
+            agent=slot("agent"),
+            skills=slot("skills"),
+            model=slot("model"),
+            refiner=factory(**refiner_cfg.get("params", {})),
+            store=store,
+            client=client,
+            agents=config.get("agents"),
+            limits=LimitsSpec(**config["limits"]) if config.get("limits") else None,
+            out_of_scope=config.get("out_of_scope"),
+            app=config.get("app"),
+            name=config.get("name", "router"),
+        )
+
     def compile(self) -> Router:
         """Check the registry, resolve prices, build the LangGraph graph. Idempotent.
 
@@ -247,10 +291,6 @@ class Router:
         """Agents the agent slot may choose now (the registry may have grown)."""
         names = self.agents if self.agents is not None else tuple(self.registry.agents)
         return tuple(n for n in names if n != self.out_of_scope)
-
-    def has_function(self, agent: str) -> bool:
-        """Whether the registry has a function for `agent`."""
-        return agent in self.registry.agents
 
     def priced_model(self, name: str) -> ModelSpec:
         """The model's spec with prices filled in (from LiteLLM's map when not given).
@@ -386,7 +426,7 @@ class Router:
         seed: int | None,
         listener: asyncio.Queue[TraceRecord] | None = None,
         client: ModelClient | None = None,
-        agent_override: Any = None,
+        store: TraceStore | None = None,
         replay_of: str | None = None,
     ) -> RunResult:
         if not isinstance(task, str) or not task.strip():
@@ -395,7 +435,8 @@ class Router:
         self.compile()
         run_id = run_id or uuid.uuid4().hex
         budget = budget or self.budget
-        recorder = RunRecorder(run_id, self.store)
+        store = store or self.store
+        recorder = RunRecorder(run_id, store)
         if listener is not None:
             recorder.listen(listener)
         scope = RunScope(
@@ -407,7 +448,6 @@ class Router:
             metadata=dict(metadata or {}),
             seed=seed if seed is not None else int(uuid.UUID(hex=_hex32(run_id)).int % 2**31),
             semaphore=asyncio.Semaphore(self.limits.agent_concurrency),
-            agent_override=agent_override,
         )
         recorder.record(
             RunRecord,
@@ -416,6 +456,7 @@ class Router:
             registry_hash=self.registry.content_hash(),
             budget_usd=budget.usd if budget else None,
             metadata=scope.metadata,
+            seed=scope.seed,
             replay_of=replay_of,
         )
         self._engine.scopes[run_id] = scope
@@ -443,12 +484,12 @@ class Router:
             self._end(scope, status="failed", reason=final["reason"], error=err,
                       error_text=final["error"], error_type=final["error_type"], steps=steps)
             if self.durable:
-                await asyncio.to_thread(self.store.flush)
+                await asyncio.to_thread(store.flush)
             raise err
         answer = final["answer"]
         self._end(scope, status=status, reason=final["reason"], answer=answer, steps=steps)
         if self.durable:
-            await asyncio.to_thread(self.store.flush)
+            await asyncio.to_thread(store.flush)
         result = RunResult(
             run_id=run_id,
             status=status,

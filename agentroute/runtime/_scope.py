@@ -30,8 +30,6 @@ class RunScope:
     state: dict[str, Any] = field(default_factory=dict)
     history: list[StepView] = field(default_factory=list)
     input_counts: Counter[str] = field(default_factory=Counter)
-    agent_override: Any = None
-    """Replay: serves recorded agent outputs for agents without a function."""
     _calls: Counter[tuple[int, str]] = field(default_factory=Counter)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 

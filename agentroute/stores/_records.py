@@ -89,6 +89,8 @@ class RunRecord(_Record):
     """The run's budget, if any."""
     metadata: dict[str, Any] = Field(default_factory=dict)
     """Caller-supplied metadata (tenant, user, channel, ...)."""
+    seed: int = 0
+    """Seed of the run's sampling strategies (replay reuses it)."""
     replay_of: str | None = None
     """For a replay: the run it replays."""
 

@@ -21,7 +21,7 @@ from agentroute.errors import (
     ModelTimeout,
     ModelUnavailable,
 )
-from agentroute.models import LiteLLMClient, ModelClient, ModelResponse
+from agentroute.models import LiteLLMClient, ModelClient, ModelResponse, Usage
 
 from .conftest import make_request, make_spec
 
@@ -123,7 +123,7 @@ async def test_none_content_becomes_empty_text(
     response = await LiteLLMClient().complete(make_request(make_spec()))
     assert response == ModelResponse(
         text="",
-        usage={"input_tokens": 3, "output_tokens": 4},  # type: ignore[arg-type]
+        usage=Usage(input_tokens=3, output_tokens=4),
         model_id="gpt-4o-mini",
         finish_reason="length",
     )
