@@ -22,12 +22,22 @@ class Rule:
         when: The signal.
         choose: Agents (agent slot), skill ids (skills slot) or one model (model slot).
         then: Agent slot: end the run after the agents answer, or route again.
+        out_of_scope: Agent slot: the request is out of scope (`choose` must be empty).
     """
 
     name: str
     when: Signal
-    choose: tuple[str, ...]
+    choose: tuple[str, ...] = ()
     then: Literal["finish", "route"] = "finish"
+    out_of_scope: bool = False
+
+    def __post_init__(self) -> None:
+        if self.out_of_scope == bool(self.choose):
+            msg = (
+                f"rule {self.name!r}: give either `choose` (names) or `out_of_scope: true`, "
+                "not both and not neither"
+            )
+            raise ConfigurationError(msg)
 
 
 class Rules:
@@ -67,7 +77,12 @@ class Rules:
         """Parameters for the trace."""
         return {
             "rules": [
-                {"name": r.name, "when": r.when.describe(), "choose": list(r.choose), "then": r.then}
+                {
+                    "name": r.name,
+                    "when": r.when.describe(),
+                    **({"out_of_scope": True} if r.out_of_scope else {"choose": list(r.choose)}),
+                    "then": r.then,
+                }
                 for r in self.rules
             ],
             "default": list(self.default) if self.default is not None else None,
@@ -83,7 +98,7 @@ class Rules:
             if res.matched:
                 fired.append(rule.name)
                 winner = winner or rule
-            for choice in rule.choose:
+            for choice in rule.choose or ("<out_of_scope>",):
                 candidates.append(
                     Candidate(
                         name=choice,
@@ -92,6 +107,10 @@ class Rules:
                     )
                 )
         evidence = {"fired": fired}
+        if winner is not None and winner.out_of_scope:
+            return RouteDecision.out_of_scope(
+                f"rule {winner.name!r} fired: out of scope", candidates, **evidence
+            )
         if winner is not None:
             reason = f"rule {winner.name!r} fired"
             return _decide(ctx, winner.choose, winner.then, reason, candidates, evidence)
@@ -128,14 +147,17 @@ def _rule(obj: Rule | Mapping[str, Any], index: int) -> Rule:
     if not isinstance(obj, Mapping):
         msg = f"{where}: expected a Rule or a mapping {{name, when, choose}}"
         raise ConfigurationError(msg)
-    unknown = set(obj) - {"name", "when", "choose", "then"}
+    unknown = set(obj) - {"name", "when", "choose", "then", "out_of_scope"}
     if unknown:
-        msg = f"{where}: unknown field(s) {sorted(unknown)}; allowed: name, when, choose, then"
+        msg = (
+            f"{where}: unknown field(s) {sorted(unknown)}; allowed: name, when, choose, then, "
+            "out_of_scope"
+        )
         raise ConfigurationError(msg)
-    if "when" not in obj or "choose" not in obj:
-        msg = f"{where}: needs 'when' (a signal) and 'choose' (names)"
+    if "when" not in obj or ("choose" not in obj and not obj.get("out_of_scope")):
+        msg = f"{where}: needs 'when' (a signal) and 'choose' (names) or 'out_of_scope: true'"
         raise ConfigurationError(msg)
-    choose = obj["choose"]
+    choose = obj.get("choose", [])
     if isinstance(choose, str):
         choose = [choose]
     then = obj.get("then", "finish")
@@ -147,4 +169,5 @@ def _rule(obj: Rule | Mapping[str, Any], index: int) -> Rule:
         when=signal_from_config(obj["when"], f"{where}.when"),
         choose=tuple(choose),
         then=then,
+        out_of_scope=bool(obj.get("out_of_scope", False)),
     )

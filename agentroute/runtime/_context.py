@@ -53,12 +53,17 @@ class SkillSet(Sequence[SkillSpec]):
         return [s.id for s in self._skills]
 
     def as_prompt(self, *, heading: str = "Skills you can use") -> str:
-        """Render the skills as a prompt section: name, description, then the full body."""
+        """Render the skills as a prompt section: each skill's name, description and full body
+        inside a `<skill id="...">` element (skill bodies have Markdown headings of their own, so
+        an element keeps the boundaries unambiguous)."""
         if not self._skills:
             return ""
         parts = [f"## {heading}"]
         for skill in self._skills:
-            parts.append(f"### {skill.name}\n{skill.description}\n\n{skill.body}".rstrip())
+            parts.append(
+                f'<skill id="{skill.id}">\n{skill.name}\n{skill.description}\n\n'
+                f"{skill.body.strip()}\n</skill>"
+            )
         return "\n\n".join(parts)
 
     def __repr__(self) -> str:
