@@ -6,14 +6,38 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agentroute.errors import ContentError
-from agentroute.registry._specs import SkillSpec
+from agentroute.registry._specs import NAME_PATTERN, SkillSpec
 
-__all__ = ["parse_skill_file", "read_skill_dir"]
+__all__ = ["SkillFrontMatter", "parse_skill_file", "read_skill_dir"]
 
 _FRONT_MATTER_KEYS = {"name", "description", "tags", "version"}
+
+
+class SkillFrontMatter(BaseModel):
+    """The YAML front matter of a `SKILL.md` file (the Agent Skills convention).
+
+    The Markdown body after the front matter is the skill's body, kept whole.
+    """
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    name: str = Field(pattern=NAME_PATTERN)
+    """The skill's id; must equal the name of the directory holding the file."""
+    description: str = Field(min_length=1)
+    """What the skill covers and when to use it. Routers read this."""
+    tags: list[str] | str = Field(default_factory=list)
+    """Labels, e.g. `[billing, refunds]`."""
+    version: str | int | float = "1"
+    """The author's version label."""
+    metadata: dict[str, object] | None = None
+    """Free metadata (accepted, not used)."""
+    license: str | None = None
+    """License of the card (accepted, not used)."""
+    allowed_tools: str | list[str] | None = Field(default=None, alias="allowed-tools")
+    """Agent Skills tool allow-list (accepted, not used)."""
 
 
 def parse_skill_file(path: Path) -> SkillSpec:

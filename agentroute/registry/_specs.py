@@ -57,6 +57,12 @@ class ModelSpec(_Spec):
     treated as free.
     """
 
+    # A refused secret in `params` must not be echoed back by pydantic's error message (the
+    # ValidationError is chained onto the ConfigurationError and would reach tracebacks/logs).
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", str_strip_whitespace=True, hide_input_in_errors=True
+    )
+
     name: Name
     """Registry name, used by strategies and agents (`"cheap"`, `"strong"`)."""
     model: str = Field(min_length=1)

@@ -446,10 +446,13 @@ class _Encoded:
         self.text = text
 
 
+_dump_json: Final = pydantic_core.to_json
+
+
 def _to_json(value: Any) -> str:
-    # pydantic's JSON mode (NaN and infinities become null), the same data
-    # `model_dump(mode="json")` gives and the record's hash covers.
-    return pydantic_core.to_json(value, inf_nan_mode="null").decode()
+    # pydantic's JSON mode (NaN and infinities become null): the same data
+    # `model_dump(mode="json")` gives, which is what the record's hash covers.
+    return _dump_json(value, inf_nan_mode="null").decode()
 
 
 def _json_serializer(value: Any) -> str:
@@ -508,10 +511,10 @@ def _configure_sqlite(engine: Engine, *, busy_ms: int) -> None:
 def _row(rec: TraceRecord) -> dict[str, Any]:
     # Field values as validated are what `model_dump(mode="json")` gives for scalar columns;
     # JSON columns get pydantic's JSON text. Much faster than `model_dump` per record.
-    row = dict(rec.__dict__)
+    row = rec.__dict__.copy()
     del row["kind"]
     for name in _JSON_COLUMNS[rec.kind]:
-        row[name] = _Encoded(_to_json(row[name]))
+        row[name] = _Encoded(_dump_json(row[name], inf_nan_mode="null").decode())
     return row
 
 
