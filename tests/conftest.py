@@ -110,6 +110,12 @@ def build_support_registry() -> ar.Registry:
 
 
 @pytest.fixture
+def skills_dir() -> Path:
+    """The real `skills/` directory of the repository."""
+    return SKILLS_DIR
+
+
+@pytest.fixture
 def registry() -> ar.Registry:
     """The support-desk registry (fresh per test)."""
     return build_support_registry()

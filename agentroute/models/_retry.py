@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from tenacity import (
     AsyncRetrying,
     retry_if_exception,
     stop_after_attempt,
     wait_exponential,
-    wait_exponential_jitter,
+    wait_random,
 )
 
 from agentroute.errors import ModelCallError
@@ -35,20 +35,14 @@ async def retry_async(
 
     Only exceptions for which `retry_on` is true are retried; the last one is re-raised as is.
     """
-    wait = (
-        wait_exponential_jitter(
-            initial=policy.initial_backoff_s,
-            max=policy.max_backoff_s,
-            exp_base=policy.multiplier,
-            jitter=policy.initial_backoff_s / 2,
-        )
-        if policy.jitter
-        else wait_exponential(
-            multiplier=policy.initial_backoff_s,
-            max=policy.max_backoff_s,
-            exp_base=policy.multiplier,
-        )
+    # initial * multiplier**(n-1), capped; jitter adds up to half the initial wait.
+    wait: Any = wait_exponential(
+        multiplier=policy.initial_backoff_s,
+        max=policy.max_backoff_s,
+        exp_base=policy.multiplier,
     )
+    if policy.jitter and policy.initial_backoff_s > 0:
+        wait = wait + wait_random(0, policy.initial_backoff_s / 2)
     retrying = AsyncRetrying(
         stop=stop_after_attempt(policy.max_attempts),
         wait=wait,

@@ -327,8 +327,12 @@ class Registry:
             ConfigurationError: It names an unknown agent.
         """
         spec = read_graph_file(Path(path))
-        for agent in spec.agents:
-            self.get_agent(agent)
+        for index, agent in enumerate(spec.agents):
+            try:
+                self.get_agent(agent)
+            except ConfigurationError as exc:
+                msg = f"{path}: agents[{index}]: {exc}"
+                raise ConfigurationError(msg) from None
         return spec
 
     # -- lookups -----------------------------------------------------------------------------

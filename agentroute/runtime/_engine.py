@@ -225,17 +225,20 @@ class Engine:
         fn = router.registry.agent_function(agent)
         loop = asyncio.get_running_loop()
 
+        routed = model
+
         async def complete(
             prompt: str | Sequence[Message | Mapping[str, str]],
             *,
             system: str | None = None,
-            model: str | None = model,
+            model: str | None = None,
             max_tokens: int | None = None,
             temperature: float | None = None,
         ) -> str:
+            # An explicit model wins; otherwise the model the model slot routed this branch to.
             return await self.complete(
-                scope, step, agent, model, prompt, system=system, max_tokens=max_tokens,
-                temperature=temperature,
+                scope, step, agent, model or routed, prompt, system=system,
+                max_tokens=max_tokens, temperature=temperature,
             )
 
         ctx = AgentContext(
