@@ -1,5 +1,7 @@
-"""The support-desk demo behind `agentroute demo`: real skill cards, a declarative graph, and
-either a scripted offline model (default) or any LiteLLM model.
+"""The support-desk demo behind `agentroute demo`.
+
+Real skill cards, a declarative graph, and either a scripted offline model (default) or any
+LiteLLM model.
 
 `build_registry()` is importable as the app of recorded demo runs, so `agentroute runs replay`
 can rebuild the demo's router from the trace.
@@ -49,11 +51,17 @@ def build_registry(model: str | None = None) -> Registry:
     registry = Registry()
     if model is None:
         registry.model(
-            "cheap", "demo/cheap", tier="cheap", input_price_per_mtok=0.15,
+            "cheap",
+            "demo/cheap",
+            tier="cheap",
+            input_price_per_mtok=0.15,
             output_price_per_mtok=0.60,
         )
         registry.model(
-            "strong", "demo/strong", tier="strong", input_price_per_mtok=3.00,
+            "strong",
+            "demo/strong",
+            tier="strong",
+            input_price_per_mtok=3.00,
             output_price_per_mtok=15.00,
         )
     else:
@@ -70,19 +78,31 @@ def build_registry(model: str | None = None) -> Registry:
             return await answer(ctx, task)
 
         fn.__name__ = fn.__qualname__ = name
-        registry.agent(fn, name=name, description=description, skills=skills, tier="cheap")
+        registry.agent(name=name, description=description, skills=skills, tier="cheap")(fn)
 
     agent(
         "billing",
         "Invoices, charges, duplicate charges, payment methods, subscriptions and refunds.",
-        ["invoice-lookup", "duplicate-charge", "payment-methods", "subscription-changes",
-         "refund-policy", "chargeback-handling", "tone-and-escalation"],
+        [
+            "invoice-lookup",
+            "duplicate-charge",
+            "payment-methods",
+            "subscription-changes",
+            "refund-policy",
+            "chargeback-handling",
+            "tone-and-escalation",
+        ],
     )
     agent(
         "shipping",
         "Order tracking, lost or late packages, returns, exchanges and international shipping.",
-        ["order-tracking", "lost-package", "returns-and-exchanges", "international-shipping",
-         "tone-and-escalation"],
+        [
+            "order-tracking",
+            "lost-package",
+            "returns-and-exchanges",
+            "international-shipping",
+            "tone-and-escalation",
+        ],
     )
     agent(
         "tech_support",
@@ -92,8 +112,7 @@ def build_registry(model: str | None = None) -> Registry:
     agent(
         "security",
         "Compromised accounts, two-factor authentication and phishing reports.",
-        ["account-takeover-response", "two-factor-auth", "phishing-reports",
-         "tone-and-escalation"],
+        ["account-takeover-response", "two-factor-auth", "phishing-reports", "tone-and-escalation"],
     )
     agent(
         "general",
@@ -143,9 +162,60 @@ def build_router(
 
 _WORD = re.compile(r"[a-z0-9']+")
 _STOP = frozenset(
-    "a an the and or but if to of in on for with my i me you your we our is are was were be "
-    "it this that have has had do does did not no can could would should will at by from as "
-    "please there their they them so just".split()
+    [
+        "a",
+        "an",
+        "the",
+        "and",
+        "or",
+        "but",
+        "if",
+        "to",
+        "of",
+        "in",
+        "on",
+        "for",
+        "with",
+        "my",
+        "i",
+        "me",
+        "you",
+        "your",
+        "we",
+        "our",
+        "is",
+        "are",
+        "was",
+        "were",
+        "be",
+        "it",
+        "this",
+        "that",
+        "have",
+        "has",
+        "had",
+        "do",
+        "does",
+        "did",
+        "not",
+        "no",
+        "can",
+        "could",
+        "would",
+        "should",
+        "will",
+        "at",
+        "by",
+        "from",
+        "as",
+        "please",
+        "there",
+        "their",
+        "they",
+        "them",
+        "so",
+        "just",
+    ]
 )
 
 

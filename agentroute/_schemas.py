@@ -16,8 +16,12 @@ __all__ = ["generated_files", "write_all"]
 
 def _schema(model: Any, title: str, schema_id: str) -> str:
     schema = model.model_json_schema(by_alias=True)
-    schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": schema_id,
-              **schema, "title": title}
+    schema = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": schema_id,
+        **schema,
+        "title": title,
+    }
     return json.dumps(schema, indent=2, sort_keys=True) + "\n"
 
 

@@ -59,14 +59,16 @@ class RecordedModelClient:
     async def complete(self, request: ModelRequest) -> ModelResponse:
         """Serve the next recorded attempt for this call, or raise `UnobservedCall`."""
         meta = request.metadata
-        key = (int(meta.get("step", -1)), str(meta.get("branch", "")), int(meta.get("call_index", -1)))
+        key = (
+            int(meta.get("step", -1)),
+            str(meta.get("branch", "")),
+            int(meta.get("call_index", -1)),
+        )
         with self._lock:
             queue = self._attempts.get(key)
             record = queue.pop(0) if queue else None
             if record is None or record.model != request.model.name:
-                what = (
-                    f"step {key[0]}, {key[1]!r}, call {key[2]} on model {request.model.name!r}"
-                )
+                what = f"step {key[0]}, {key[1]!r}, call {key[2]} on model {request.model.name!r}"
                 if record is not None:
                     what += f" (recorded on {record.model!r})"
                 self.unobserved.append(what)
@@ -178,7 +180,7 @@ async def replay(
     target = source if record else InMemoryTraceStore()
     error: str | None = None
     try:
-        result = await router._run(  # noqa: SLF001 - replay is part of the runtime's contract
+        result = await router._run(
             trace.run.task,
             budget=_budget(trace),
             metadata=trace.run.metadata,
@@ -252,8 +254,12 @@ def _diff(old: RunTrace, new: RunTrace) -> list[StepDiff]:
                 status = _status(ra, rb)
         else:
             da, db = a.get(key), b.get(key)
-            ra = [f"<{da.outcome}>"] if da and da.outcome != "route" else (da.chosen if da else None)
-            rb = [f"<{db.outcome}>"] if db and db.outcome != "route" else (db.chosen if db else None)
+            ra = (
+                [f"<{da.outcome}>"] if da and da.outcome != "route" else (da.chosen if da else None)
+            )
+            rb = (
+                [f"<{db.outcome}>"] if db and db.outcome != "route" else (db.chosen if db else None)
+            )
             status = _status(ra, rb)
         diffs.append(
             StepDiff(step=step, slot=slot, branch=branch, recorded=ra, replayed=rb, status=status)

@@ -10,10 +10,17 @@ from agentroute.testing import ScriptedModelClient
 
 registry = ar.Registry()
 registry.model(
-    "cheap", "openai/gpt-4o-mini", tier="cheap", input_price_per_mtok=0.15, output_price_per_mtok=0.6
+    "cheap",
+    "openai/gpt-4o-mini",
+    tier="cheap",
+    input_price_per_mtok=0.15,
+    output_price_per_mtok=0.6,
 )
 registry.model(
-    "strong", "anthropic/claude-sonnet-4-5", tier="strong", input_price_per_mtok=3.0,
+    "strong",
+    "anthropic/claude-sonnet-4-5",
+    tier="strong",
+    input_price_per_mtok=3.0,
     output_price_per_mtok=15.0,
 )
 registry.skill(
@@ -39,7 +46,9 @@ router = ar.Router(
     registry,
     agent=ar.Rules(
         [
-            ar.Rule("both", ar.Keywords("charged") & ar.Keywords("arrived"), ("billing", "shipping")),
+            ar.Rule(
+                "both", ar.Keywords("charged") & ar.Keywords("arrived"), ("billing", "shipping")
+            ),
             ar.Rule("refunds", ar.Keywords("refund", "charged", "invoice"), ("billing",)),
         ],
         default=("shipping",),
@@ -47,8 +56,9 @@ router = ar.Router(
     model=ar.Rules([ar.Rule("long", ar.Length(min_chars=200), ("strong",))], default=("cheap",)),
     store="memory://",
     # Offline: a scripted model. Drop `client=` to call real providers through LiteLLM.
-    client=ScriptedModelClient([(r"^Customer:", "Refunds take 5-10 business days.")],
-                               default="Your parcel is on its way."),
+    client=ScriptedModelClient(
+        [(r"^Customer:", "Refunds take 5-10 business days.")], default="Your parcel is on its way."
+    ),
 )
 
 if __name__ == "__main__":
@@ -58,5 +68,7 @@ if __name__ == "__main__":
     print(result.status, result.agents, f"${result.cost_usd:.6f}")
     print(result.answer)
     for decision in router.trace(result.run_id).decisions:
-        print(f"  {decision.slot:<8} {decision.branch:<9} -> {decision.chosen}  ({decision.reason})")
+        print(
+            f"  {decision.slot:<8} {decision.branch:<9} -> {decision.chosen}  ({decision.reason})"
+        )
     print("verified:", router.store.verify(result.run_id).ok)

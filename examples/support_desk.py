@@ -19,8 +19,10 @@ def main(db: str) -> None:
     router = build_router(store=f"sqlite:///{db}")
     results = [router.run_sync(task) for task in DEMO_TASKS]
     for r in results:
-        print(f"{r.run_id[:8]}  {r.status:<13} {' + '.join(r.agents[0]) if r.agents else '-':<20}"
-              f" ${r.cost_usd:.6f}")
+        print(
+            f"{r.run_id[:8]}  {r.status:<13} {' + '.join(r.agents[0]) if r.agents else '-':<20}"
+            f" ${r.cost_usd:.6f}"
+        )
 
     first = results[0].run_id
     exact = replay_sync(first, router)
@@ -32,7 +34,9 @@ def main(db: str) -> None:
     counter = replay_sync(first, other)
     print(f"counterfactual: {len(counter.divergences)} divergences")
     for d in counter.divergences:
-        print(f"  step {d.step} {d.slot:<8} {d.branch:<9} {d.recorded} -> {d.replayed} [{d.status}]")
+        print(
+            f"  step {d.step} {d.slot:<8} {d.branch:<9} {d.recorded} -> {d.replayed} [{d.status}]"
+        )
     router.close()
 
 

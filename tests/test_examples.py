@@ -17,7 +17,12 @@ def _run(path: Path, *args: str) -> str:
     env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
     out = subprocess.run(
         [sys.executable, str(path), *args],
-        capture_output=True, text=True, timeout=120, cwd=ROOT, env=env, check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        env=env,
+        check=False,
     )
     assert out.returncode == 0, out.stderr[-2000:]
     return out.stdout

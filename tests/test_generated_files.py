@@ -10,8 +10,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_generated_files_are_fresh() -> None:
-    """Each committed generated file equals the generator's output; regenerate with
-    `python -m agentroute._schemas` when a spec changes."""
+    """Each committed generated file equals the generator's output.
+
+    Regenerate with `python -m agentroute._schemas` when a spec changes.
+    """
     stale = [
         rel
         for rel, content in generated_files().items()

@@ -5,17 +5,61 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 import agentroute
 
 EXPECTED = {
-    "AgentContext", "AgentError", "AgentResult", "AgentRouteError", "AgentSpec", "Budget",
-    "BudgetExceeded", "Candidate", "ConfigurationError", "ContentError", "Fallback", "FirstMatch",
-    "GraphSpec", "InMemoryTraceStore", "JoinAnswers", "Keywords", "LearningStrategy", "Length",
-    "LiteLLMClient", "Message", "Metadata", "ModelCallError", "ModelClient", "ModelSpec",
-    "Outcome", "Predicate", "RefineStrategy", "Regex", "Registry", "ReplayReport", "RetryPolicy",
-    "RouteDecision", "Router", "RoutingContext", "RoutingError", "RoutingStrategy", "Rule",
-    "Rules", "RunError", "RunResult", "SkillSet", "SkillSpec", "SqlTraceStore", "Static",
-    "StoreError", "TaskSpec", "TraceStore", "__version__", "open_store", "replay",
+    "AgentContext",
+    "AgentError",
+    "AgentResult",
+    "AgentRouteError",
+    "AgentSpec",
+    "Budget",
+    "BudgetExceeded",
+    "Candidate",
+    "ConfigurationError",
+    "ContentError",
+    "Fallback",
+    "FirstMatch",
+    "GraphSpec",
+    "InMemoryTraceStore",
+    "JoinAnswers",
+    "Keywords",
+    "LearningStrategy",
+    "Length",
+    "LiteLLMClient",
+    "Message",
+    "Metadata",
+    "ModelCallError",
+    "ModelClient",
+    "ModelSpec",
+    "Outcome",
+    "Predicate",
+    "RefineStrategy",
+    "Regex",
+    "Registry",
+    "ReplayReport",
+    "RetryPolicy",
+    "RouteDecision",
+    "Router",
+    "RoutingContext",
+    "RoutingError",
+    "RoutingStrategy",
+    "Rule",
+    "Rules",
+    "RunError",
+    "RunResult",
+    "SkillSet",
+    "SkillSpec",
+    "SqlTraceStore",
+    "Static",
+    "StoreError",
+    "TaskSpec",
+    "TraceStore",
+    "__version__",
+    "open_store",
+    "replay",
 }
 
 
@@ -42,16 +86,12 @@ def test_every_public_callable_has_a_docstring() -> None:
 
 def test_unknown_attribute_raises_attribute_error() -> None:
     """A typo gives a normal AttributeError, not a confusing import failure."""
-    try:
+    with pytest.raises(AttributeError, match="Routr"):
         agentroute.Routr  # type: ignore[attr-defined]  # noqa: B018
-    except AttributeError as exc:
-        assert "Routr" in str(exc)
-    else:
-        raise AssertionError("expected AttributeError")
 
 
 def test_import_does_not_load_heavy_engines() -> None:
-    """`import agentroute` loads neither LangGraph, LiteLLM, SQLAlchemy nor torch (fresh process)."""
+    """`import agentroute` loads no LangGraph, LiteLLM, SQLAlchemy or torch (fresh process)."""
     code = (
         "import sys, agentroute\n"
         "heavy = [m for m in ('langgraph', 'litellm', 'sqlalchemy', 'sqlmodel', 'torch') "
@@ -68,7 +108,16 @@ def test_each_subpackage_declares_all() -> None:
     """Every public subpackage re-exports its names with `__all__`, and they all resolve."""
     import importlib
 
-    for mod in ("registry", "routing", "runtime", "models", "stores", "errors", "replay", "testing"):
+    for mod in (
+        "registry",
+        "routing",
+        "runtime",
+        "models",
+        "stores",
+        "errors",
+        "replay",
+        "testing",
+    ):
         module = importlib.import_module(f"agentroute.{mod}")
         assert module.__all__, mod
         for name in module.__all__:

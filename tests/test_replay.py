@@ -14,10 +14,22 @@ FAST = ar.RetryPolicy(max_attempts=3, initial_backoff_s=0, jitter=False)
 
 def _registry() -> ar.Registry:
     reg = ar.Registry()
-    reg.model("cheap", "x/cheap", tier="cheap", input_price_per_mtok=1.0,
-              output_price_per_mtok=2.0, retry=FAST)
-    reg.model("strong", "x/strong", tier="strong", input_price_per_mtok=5.0,
-              output_price_per_mtok=10.0, retry=FAST)
+    reg.model(
+        "cheap",
+        "x/cheap",
+        tier="cheap",
+        input_price_per_mtok=1.0,
+        output_price_per_mtok=2.0,
+        retry=FAST,
+    )
+    reg.model(
+        "strong",
+        "x/strong",
+        tier="strong",
+        input_price_per_mtok=5.0,
+        output_price_per_mtok=10.0,
+        retry=FAST,
+    )
 
     @reg.agent
     async def billing(ctx: ar.AgentContext, task: str) -> str:
@@ -104,18 +116,26 @@ async def test_counterfactual_diff_marks_unobserved_outputs() -> None:
     router = _router(reg, ScriptedModelClient(default="Refund approved."))
     result = await router.run("I want a refund")
 
-    other = ar.Router(reg, agent=ar.Static("shipping"), model=ar.Static("cheap"),
-                      store=router.store, client=ForbiddenModelClient())
+    other = ar.Router(
+        reg,
+        agent=ar.Static("shipping"),
+        model=ar.Static("cheap"),
+        store=router.store,
+        client=ForbiddenModelClient(),
+    )
     report = await replay(result.run_id, other)
     assert report.mode == "counterfactual"
     assert not report.identical
     agent_line = next(d for d in report.diffs if d.slot == "agent")
     assert (agent_line.recorded, agent_line.replayed, agent_line.status) == (
-        ["billing"], ["shipping"], "changed"
+        ["billing"],
+        ["shipping"],
+        "changed",
     )
     shipping_out = next(d for d in report.diffs if d.slot == "output" and d.branch == "shipping")
     assert shipping_out.status == "unobserved"
-    assert report.unobserved and "shipping" in report.unobserved[0]
+    assert report.unobserved
+    assert "shipping" in report.unobserved[0]
     billing_out = next(d for d in report.diffs if d.slot == "output" and d.branch == "billing")
     assert billing_out.status == "only_recorded"
 

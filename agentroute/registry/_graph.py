@@ -85,7 +85,9 @@ def read_graph_file(path: Path) -> GraphSpec:
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise ContentError(str(path), f"not valid UTF-8 YAML: {exc}") from exc
     if not isinstance(data, dict):
-        raise ContentError(str(path), "a graph file must be a YAML mapping with 'name' and 'router'")
+        raise ContentError(
+            str(path), "a graph file must be a YAML mapping with 'name' and 'router'"
+        )
     try:
         return GraphSpec.model_validate({**data, "source": str(path)})
     except ValidationError as exc:

@@ -160,7 +160,7 @@ class Registry:
         if not callable(func):
             msg = f"@registry.agent needs a function, got {type(func).__name__}"
             raise ConfigurationError(msg)
-        agent_name = name or getattr(func, "__name__", "")
+        agent_name: str = name or str(getattr(func, "__name__", ""))
         _check_agent_signature(agent_name, func)
         desc = description if description is not None else inspect.getdoc(func)
         if not desc or not desc.strip():
@@ -243,7 +243,7 @@ class Registry:
 
     def skill(
         self,
-        id: str,  # noqa: A002 - `id` is the skill's field name everywhere else
+        id: str,
         *,
         description: str,
         body: str = "",
@@ -297,9 +297,7 @@ class Registry:
                 self._skills[spec.id] = spec
             self._touch()
 
-    def task(
-        self, name: str, *, description: str = "", examples: Iterable[str] = ()
-    ) -> TaskSpec:
+    def task(self, name: str, *, description: str = "", examples: Iterable[str] = ()) -> TaskSpec:
         """Register a task type of the routing taxonomy.
 
         Raises:

@@ -65,5 +65,6 @@ __all__ = [
     "build_strategy",
     "describe_strategy",
     "register_strategy",
+    "signal_from_config",
     "strategy_names",
 ]

@@ -46,6 +46,9 @@ def build_strategy(config: Mapping[str, Any], where: str = "strategy") -> Routin
     Raises:
         ConfigurationError: Unknown name (with a did-you-mean hint) or bad parameters.
     """
+    if not isinstance(config, Mapping):
+        msg = f"{where}: a strategy must be a mapping {{strategy: <name>, params: {{...}}}}"
+        raise ConfigurationError(msg)
     name = config.get("strategy")
     if not isinstance(name, str):
         msg = f"{where}: needs 'strategy: <name>' (one of {strategy_names()})"
@@ -53,8 +56,15 @@ def build_strategy(config: Mapping[str, Any], where: str = "strategy") -> Routin
     if name not in _CATALOG:
         msg = f"{where}: unknown strategy {name!r}{did_you_mean(name, _CATALOG)}"
         raise ConfigurationError(msg)
-    params = dict(config.get("params") or {})
+    raw_params = config.get("params") or {}
+    if not isinstance(raw_params, Mapping):
+        msg = f"{where}: params of strategy {name!r} must be a mapping, got {raw_params!r}"
+        raise ConfigurationError(msg)
+    params = dict(raw_params)
     if "strategies" in params:
+        if not isinstance(params["strategies"], list):
+            msg = f"{where}.strategies: expected a list of {{strategy, params}} mappings"
+            raise ConfigurationError(msg)
         params["strategies"] = [
             build_strategy(inner, f"{where}.strategies[{i}]")
             for i, inner in enumerate(params["strategies"])
@@ -69,6 +79,9 @@ def build_strategy(config: Mapping[str, Any], where: str = "strategy") -> Routin
         return factory(**params)
     except TypeError as exc:
         msg = f"{where}: bad parameters for strategy {name!r}: {exc}"
+        raise ConfigurationError(msg) from exc
+    except ConfigurationError as exc:  # e.g. a bad rule: say which slot of which file
+        msg = f"{where}: {exc}"
         raise ConfigurationError(msg) from exc
 
 

@@ -44,7 +44,9 @@ class FirstMatch:
                     raise
                 tried.append({"strategy": label, "outcome": "error", "error": _err(exc)})
                 continue
-            tried.append({"strategy": label, "outcome": decision.outcome, "reason": decision.reason})
+            tried.append(
+                {"strategy": label, "outcome": decision.outcome, "reason": decision.reason}
+            )
             if decision.outcome != "abstain":
                 return decision.model_copy(
                     update={
@@ -52,7 +54,9 @@ class FirstMatch:
                         "evidence": {**decision.evidence, "tried": tried},
                     }
                 )
-        return RouteDecision.abstain(f"all {len(tried)} strategies abstained or failed", tried=tried)
+        return RouteDecision.abstain(
+            f"all {len(tried)} strategies abstained or failed", tried=tried
+        )
 
 
 class Fallback(FirstMatch):

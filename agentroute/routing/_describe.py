@@ -8,7 +8,10 @@ __all__ = ["describe_strategy"]
 
 
 def describe_strategy(strategy: object) -> dict[str, Any]:
-    """Return `{"strategy", "version", "params"}` (the graph YAML form, plus a version) for any strategy, using what it exposes."""
+    """Describe any strategy as `{"strategy", "version", "params"}` (the graph YAML form).
+
+    Uses what the strategy exposes: `name`, `version` and `params()`.
+    """
     params_fn = getattr(strategy, "params", None)
     params: Any = params_fn() if callable(params_fn) else {}
     return {

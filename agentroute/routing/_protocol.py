@@ -14,13 +14,13 @@ __all__ = [
     "BudgetView",
     "Candidate",
     "Complete",
-    "Outcome",
-    "Slot",
-    "StepView",
     "LearningStrategy",
+    "Outcome",
     "RouteDecision",
     "RoutingContext",
     "RoutingStrategy",
+    "Slot",
+    "StepView",
 ]
 
 Slot = Literal["agent", "skills", "model"]
@@ -103,7 +103,10 @@ class RouteDecision(BaseModel):
     ) -> RouteDecision:
         """Choose skills for a branch (none is a valid choice)."""
         return cls(
-            skills=skills, reason=reason, candidates=tuple(candidates), evidence=dict(evidence or {})
+            skills=skills,
+            reason=reason,
+            candidates=tuple(candidates),
+            evidence=dict(evidence or {}),
         )
 
     @classmethod

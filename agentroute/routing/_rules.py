@@ -113,15 +113,30 @@ class Rules:
             )
         if winner is not None:
             reason = f"rule {winner.name!r} fired"
-            return _decide(ctx, winner.choose, winner.then, reason, candidates, evidence)
+            return _decide(
+                ctx,
+                winner.choose,
+                then=winner.then,
+                reason=reason,
+                candidates=candidates,
+                evidence=evidence,
+            )
         if self.default is not None:
-            return _decide(ctx, self.default, "finish", "no rule fired; default", candidates, evidence)
+            return _decide(
+                ctx,
+                self.default,
+                then="finish",
+                reason="no rule fired; default",
+                candidates=candidates,
+                evidence=evidence,
+            )
         return RouteDecision.abstain("no rule fired and no default", fired=fired)
 
 
 def _decide(
     ctx: RoutingContext,
     choice: tuple[str, ...],
+    *,
     then: Literal["finish", "route"],
     reason: str,
     candidates: list[Candidate],

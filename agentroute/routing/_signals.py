@@ -40,6 +40,12 @@ def _text(ctx: RoutingContext, on: Field) -> str:
     return ctx.task if on == "task" else (ctx.previous or "")
 
 
+def _check_on(who: str, on: str) -> None:
+    if on not in ("task", "previous"):
+        msg = f"{who}(on={on!r}): use 'task' or 'previous'"
+        raise ConfigurationError(msg)
+
+
 class Signal(ABC):
     """A detector over a routing context. Combine with `a & b`, `a | b`, `~a`."""
 
@@ -76,11 +82,19 @@ class Keywords(Signal):
         if mode not in ("any", "all"):
             msg = f"Keywords(mode={mode!r}): use 'any' or 'all'"
             raise ConfigurationError(msg)
+        _check_on("Keywords", on)
         self.words = tuple(words)
         self.mode = mode
         self.on = on
+        # Whole words: no word character right before or after. (`\b` would never match a word
+        # that starts or ends with punctuation, such as `c++` or `$5`.)
         self._patterns = [
-            (w, re.compile(r"\b" + r"\s+".join(map(re.escape, w.split())) + r"\b", re.IGNORECASE))
+            (
+                w,
+                re.compile(
+                    r"(?<!\w)" + r"\s+".join(map(re.escape, w.split())) + r"(?!\w)", re.IGNORECASE
+                ),
+            )
             for w in words
         ]
 
@@ -100,6 +114,7 @@ class Regex(Signal):
     """Fires when the regular expression matches (case-insensitive unless told otherwise)."""
 
     def __init__(self, pattern: str, *, ignore_case: bool = True, on: Field = "task") -> None:
+        _check_on("Regex", on)
         try:
             self._re = re.compile(pattern, re.IGNORECASE if ignore_case else 0)
         except re.error as exc:
@@ -261,6 +276,18 @@ def _merge(into: dict[str, Any], detail: Mapping[str, Any]) -> None:
             into[key] = value
 
 
+# (keys that identify a form, every key that form allows): a typo such as `mdoe` is an error.
+_CONFIG_KEYS: tuple[tuple[set[str], set[str]], ...] = (
+    ({"keywords"}, {"keywords", "mode", "on"}),
+    ({"regex"}, {"regex", "ignore_case", "on"}),
+    ({"min_chars", "max_chars"}, {"min_chars", "max_chars"}),
+    ({"metadata"}, {"metadata"}),
+    ({"all"}, {"all"}),
+    ({"any"}, {"any"}),
+    ({"not"}, {"not"}),
+)
+
+
 def signal_from_config(obj: Any, where: str = "signal") -> Signal:
     """Build a signal from its config form (as written in graph YAML).
 
@@ -276,6 +303,16 @@ def signal_from_config(obj: Any, where: str = "signal") -> Signal:
         msg = f"{where}: a signal must be a mapping such as {{keywords: [refund]}}, got {obj!r}"
         raise ConfigurationError(msg)
     on = obj.get("on", "task")
+    for form, allowed in _CONFIG_KEYS:
+        if form & set(obj):
+            unknown = set(obj) - allowed
+            if unknown:
+                msg = (
+                    f"{where}: unknown field(s) {sorted(unknown)} in a {sorted(form)[0]} "
+                    f"signal; allowed: {sorted(allowed)}"
+                )
+                raise ConfigurationError(msg)
+            break
     if "keywords" in obj:
         words = obj["keywords"]
         if isinstance(words, str):
@@ -289,6 +326,10 @@ def signal_from_config(obj: Any, where: str = "signal") -> Signal:
         spec = obj["metadata"]
         if not isinstance(spec, Mapping) or "key" not in spec:
             msg = f"{where}: metadata signal needs {{key: ..., equals: ...}}"
+            raise ConfigurationError(msg)
+        unknown = set(spec) - {"key", "equals", "one_of"}
+        if unknown:
+            msg = f"{where}.metadata: unknown field(s) {sorted(unknown)}; allowed: key, equals, one_of"
             raise ConfigurationError(msg)
         kwargs: dict[str, Any] = {}
         if "equals" in spec:

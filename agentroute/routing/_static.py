@@ -46,4 +46,8 @@ class Static:
             return RouteDecision.with_model(self.choices[0], reason="static choice")
         if not self.choices:
             return RouteDecision.abstain("Static() has no agents")
-        return RouteDecision.to(*self.choices, then="route" if self.then == "route" else "finish", reason="static choice")
+        return RouteDecision.to(
+            *self.choices,
+            then="route" if self.then == "route" else "finish",
+            reason="static choice",
+        )

@@ -18,8 +18,10 @@ __all__ = ["AgentContext", "AgentResult", "SkillSet"]
 
 
 class AgentResult(BaseModel):
-    """An agent's answer with control information. Returning a plain `str` means
-    `AgentResult(output=that, final=True)`."""
+    """An agent's answer with control information.
+
+    Returning a plain `str` means `AgentResult(output=that, final=True)`.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -53,9 +55,12 @@ class SkillSet(Sequence[SkillSpec]):
         return [s.id for s in self._skills]
 
     def as_prompt(self, *, heading: str = "Skills you can use") -> str:
-        """Render the skills as a prompt section: each skill's name, description and full body
-        inside a `<skill id="...">` element (skill bodies have Markdown headings of their own, so
-        an element keeps the boundaries unambiguous)."""
+        """Render the skills as a prompt section.
+
+        Each skill's name, description and full body go inside a `<skill id="...">` element:
+        skill bodies have Markdown headings of their own, so an element keeps the boundaries
+        unambiguous.
+        """
         if not self._skills:
             return ""
         parts = [f"## {heading}"]

@@ -88,7 +88,7 @@ class Engine:
         """Return the uncompiled graph."""
         graph: StateGraph[Any] = StateGraph(RunState)
         graph.add_node("route", self.route_node)
-        graph.add_node("act", self.act_node)
+        graph.add_node("act", self.act_node)  # type: ignore[arg-type]  # Send payload, not state
         graph.add_node("refine", self.refine_node)
         graph.add_node("check", self.check_node)
         graph.add_edge(START, "route")
@@ -141,10 +141,19 @@ class Engine:
             handler = router.out_of_scope
             reason = decision.reason or "no agent fits the request"
             if handler is not None:
-                return {**reset, "agents": [handler], "then": "finish", "status": "out_of_scope",
-                        "reason": reason}
-            return {**reset, "status": "out_of_scope", "reason": reason,
-                    "answer": router.out_of_scope_message}
+                return {
+                    **reset,
+                    "agents": [handler],
+                    "then": "finish",
+                    "status": "out_of_scope",
+                    "reason": reason,
+                }
+            return {
+                **reset,
+                "status": "out_of_scope",
+                "reason": reason,
+                "answer": router.out_of_scope_message,
+            }
         for agent in decision.agents:
             key = agent + "\x00" + sha256_hex(state["task"] + "\x00" + (state["previous"] or ""))
             scope.input_counts[key] += 1
@@ -237,8 +246,14 @@ class Engine:
         ) -> str:
             # An explicit model wins; otherwise the model the model slot routed this branch to.
             return await self.complete(
-                scope, step, agent, model or routed, prompt, system=system,
-                max_tokens=max_tokens, temperature=temperature,
+                scope,
+                step,
+                agent,
+                model or routed,
+                prompt,
+                system=system,
+                max_tokens=max_tokens,
+                temperature=temperature,
             )
 
         ctx = AgentContext(
@@ -322,8 +337,9 @@ class Engine:
         described = describe_strategy(refiner)
 
         async def complete(prompt: Any, **kw: Any) -> str:
-            return await self.complete(scope, state["step"], "refiner", kw.pop("model", None),
-                                       prompt, **kw)
+            return await self.complete(
+                scope, state["step"], "refiner", kw.pop("model", None), prompt, **kw
+            )
 
         try:
             result = await refiner.refine(
@@ -457,7 +473,7 @@ class Engine:
                     f"strategy {described['strategy']!r} returned {type(decision).__name__}, "
                     "not a RouteDecision"
                 )
-                raise RoutingError(msg, run_id=scope.run_id)  # noqa: TRY301
+                raise RoutingError(msg, run_id=scope.run_id)
             _validate(decision, ctx, described["strategy"], scope.run_id)
         except Exception as exc:
             scope.recorder.record(
@@ -479,7 +495,8 @@ class Engine:
                 for c in decision.candidates
             ],
             reason=decision.reason,
-            evidence={**decision.evidence, "then": decision.then} if ctx.slot == "agent"
+            evidence={**decision.evidence, "then": decision.then}
+            if ctx.slot == "agent"
             else decision.evidence,
             latency_ms=_ms(started),
         )
@@ -551,7 +568,10 @@ def _validate(decision: RouteDecision, ctx: RoutingContext, name: str, run_id: s
     if ctx.slot == "agent":
         chosen = decision.agents
         if not chosen:
-            msg = f"agent strategy {name!r} routed to no agent; return RouteDecision.abstain() instead"
+            msg = (
+                f"agent strategy {name!r} routed to no agent; "
+                "return RouteDecision.abstain() instead"
+            )
             raise RoutingError(msg, run_id=run_id)
     elif ctx.slot == "skills":
         chosen = decision.skills
@@ -594,9 +614,7 @@ def _as_result(agent: str, raw: Any, run_id: str) -> AgentResult:
         return raw
     if isinstance(raw, str):
         return AgentResult(output=raw)
-    msg = (
-        f"agent {agent!r} returned {type(raw).__name__}; return a str or an AgentResult"
-    )
+    msg = f"agent {agent!r} returned {type(raw).__name__}; return a str or an AgentResult"
     raise AgentError(msg, agent=agent, run_id=run_id)
 
 

@@ -207,6 +207,7 @@ class Router:
             ConfigurationError: A recorded strategy is not in the catalog (build the router in
                 Python and pass it to `replay` instead).
         """
+
         def slot(name: str) -> Any:
             value = config.get(name)
             return build_strategy(value, f"recorded router.{name}") if value else None
@@ -382,8 +383,10 @@ class Router:
         run_id: str | None = None,
         seed: int | None = None,
     ) -> AsyncIterator[TraceRecord]:
-        """Run and yield every record as it is written: decisions, model calls, agent outputs,
-        and finally the `RunEndRecord`.
+        """Run and yield every record as it is written.
+
+        Decisions, model calls and agent outputs arrive as they happen; the last record is the
+        `RunEndRecord`.
 
         Raises:
             The same errors as `run`, after yielding what was recorded before the failure.
@@ -464,8 +467,7 @@ class Router:
         try:
             final = await self._invoke(scope)
         except BaseException as exc:
-            self._end(scope, status="failed", reason=f"run failed: {type(exc).__name__}",
-                      error=exc)
+            self._end(scope, status="failed", reason=f"run failed: {type(exc).__name__}", error=exc)
             if isinstance(exc, RunError) and exc.run_id is None:
                 exc.run_id = run_id
             raise
@@ -481,8 +483,15 @@ class Router:
                 agent=agents[-1][0] if agents and agents[-1] else "",
                 run_id=run_id,
             )
-            self._end(scope, status="failed", reason=final["reason"], error=err,
-                      error_text=final["error"], error_type=final["error_type"], steps=steps)
+            self._end(
+                scope,
+                status="failed",
+                reason=final["reason"],
+                error=err,
+                error_text=final["error"],
+                error_type=final["error_type"],
+                steps=steps,
+            )
             if self.durable:
                 await asyncio.to_thread(store.flush)
             raise err

@@ -281,6 +281,8 @@ def test_config_forms(make_ctx: MakeCtx) -> None:
         ({"keywords": ["a"], "mdoe": "all"}, "mdoe"),
         ({"regex": "a", "ignorecase": False}, "ignorecase"),
         ({"keywords": ["a"], "on": "taks"}, "on="),
+        ({"metadata": {"key": "k", "equal": 1}}, "equal"),
+        ({"keywords": ["a"], "regex": "b"}, "regex"),
     ],
 )
 def test_bad_config_is_a_configuration_error(config: object, message: str) -> None:

@@ -1,0 +1,365 @@
+"""Rich renderables for the commands: tables of runs, the run tree, verify and replay reports.
+
+User data (tasks, answers, reasons) goes into `Text` objects, never into markup strings, so
+brackets in a customer's message are printed as they are.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from rich import box
+from rich.table import Table
+from rich.text import Text
+from rich.tree import Tree
+
+from agentroute.cli._common import one_line
+from agentroute.cli._digest import RunDigest
+
+if TYPE_CHECKING:
+    from agentroute.replay import ReplayReport, StepDiff
+    from agentroute.stores import (
+        DecisionRecord,
+        ModelCallRecord,
+        RunSummary,
+        RunTrace,
+        VerifyReport,
+    )
+
+__all__ = [
+    "demo_table",
+    "local_time",
+    "replay_table",
+    "run_tree",
+    "runs_table",
+    "status_text",
+    "truncate",
+    "usd",
+    "verify_table",
+]
+
+_STATUS_STYLES = {
+    "completed": "green",
+    "out_of_scope": "cyan",
+    "step_limit": "yellow",
+    "loop_detected": "yellow",
+    "budget_exhausted": "yellow",
+    "failed": "bold red",
+    "running": "dim",
+}
+
+_DIFF_STYLES = {
+    "same": "green",
+    "changed": "yellow",
+    "only_recorded": "magenta",
+    "only_replayed": "magenta",
+    "unobserved": "red",
+}
+
+
+def truncate(text: str | None, width: int) -> str:
+    """`text` on one line, cut to `width` characters with an ellipsis."""
+    flat = one_line(text or "")
+    return flat if len(flat) <= width else flat[: max(0, width - 1)].rstrip() + "…"
+
+
+def usd(amount: float) -> str:
+    """A cost in US dollars with six decimals."""
+    return f"${amount:.6f}"
+
+
+def local_time(timestamp: float) -> str:
+    """A Unix time as local `YYYY-MM-DD HH:MM:SS`."""
+    return datetime.fromtimestamp(timestamp).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def status_text(status: str | None) -> Text:
+    """A run status, coloured (`running` when the run has no end record)."""
+    label = status or "running"
+    return Text(label, style=_STATUS_STYLES.get(label, ""))
+
+
+def _compact(value: Any, width: int = 60) -> str:
+    if isinstance(value, str):
+        return truncate(value, width)
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+        return truncate("[" + ", ".join(value) + "]", width)
+    return truncate(json.dumps(value, ensure_ascii=False, separators=(",", ":")), width)
+
+
+def _pairs(mapping: Mapping[str, Any], width: int = 60) -> str:
+    return " ".join(f"{key}={_compact(value, width)}" for key, value in mapping.items())
+
+
+def _label(key: str, value: str | Text, style: str = "") -> Text:
+    return Text.assemble((f"{key}: ", "bold"), value if isinstance(value, Text) else (value, style))
+
+
+# -- the demo and `runs list` --------------------------------------------------------------------
+
+
+def _per_agent(run: RunDigest, cell: str) -> Text:
+    lines: list[str] = []
+    for branch in run.branches:
+        if cell == "skills":
+            top = ", ".join(branch.skills[:2]) + (", …" if len(branch.skills) > 2 else "")
+            value = f"{len(branch.skills)} ({top})" if branch.skills else "none"
+        else:
+            value = ", ".join(branch.models) or "—"
+        lines.append(f"{branch.agent}: {value}" if len(run.branches) > 1 else value)
+    return Text("\n".join(lines) or "—")
+
+
+def demo_table(runs: Sequence[RunDigest], *, title: str | None = None) -> Table:
+    """One row per demo run: who acted, with which skills, on which model, why, at what cost."""
+    table = Table(title=title, box=box.SIMPLE_HEAD, show_lines=False, expand=False)
+    table.add_column("run", style="cyan", no_wrap=True)
+    table.add_column("message", ratio=3, min_width=16)
+    table.add_column("status", no_wrap=True)
+    table.add_column("agents", ratio=2, min_width=8)
+    table.add_column("skills (count, top 2)", ratio=3, min_width=12)
+    table.add_column("model", min_width=6)
+    table.add_column("why", ratio=3, min_width=12)
+    table.add_column("cost (USD)", justify="right", no_wrap=True)
+    for run in runs:
+        agents = " → ".join(" + ".join(step) for step in run.steps) or "—"
+        why = "; ".join(w for w in run.why if w) or run.reason
+        if run.status == "failed" and run.error:
+            why = f"{why}; {truncate(run.error, 120)}" if why else truncate(run.error, 120)
+        table.add_row(
+            run.run_id[:8],
+            Text(truncate(run.task, 60)),
+            status_text(run.status),
+            Text(agents),
+            _per_agent(run, "skills"),
+            _per_agent(run, "model"),
+            Text(why),
+            f"{run.cost_usd:.6f}",
+        )
+    return table
+
+
+def runs_table(runs: Iterable[RunSummary]) -> Table:
+    """`agentroute runs list`."""
+    table = Table(box=box.SIMPLE_HEAD)
+    table.add_column("run", style="cyan", no_wrap=True)
+    table.add_column("started", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    table.add_column("steps", justify="right")
+    table.add_column("cost (USD)", justify="right", no_wrap=True)
+    table.add_column("task", ratio=1, min_width=16)
+    for run in runs:
+        table.add_row(
+            run.run_id,
+            local_time(run.created_at),
+            status_text(run.status),
+            str(run.steps),
+            f"{run.cost_usd:.6f}",
+            Text(truncate(run.task, 80)),
+        )
+    return table
+
+
+# -- `runs show` ---------------------------------------------------------------------------------
+
+
+def _decision(parent: Tree, d: DecisionRecord) -> Tree:
+    chosen = " + ".join(d.chosen) or "—"
+    head = Text.assemble(
+        (f"{d.slot} slot", "bold magenta"),
+        f" · {d.strategy} v{d.strategy_version} → ",
+        (chosen, "bold"),
+    )
+    if d.outcome != "route":
+        head.append(f"  [{d.outcome}]", style="yellow")
+    head.append(f"  {d.latency_ms:.1f} ms", style="dim")
+    node = parent.add(head)
+    node.add(_label("reason", d.reason or "—"))
+    if d.candidates:
+        cands = node.add(Text(f"candidates ({len(d.candidates)})", style="bold"))
+        for c in d.candidates:
+            score = "—" if c.score is None else f"{c.score:.3f}"
+            line = Text.assemble((c.name, "bold" if c.name in d.chosen else ""), f"  {score}")
+            if c.detail:
+                line.append(f"  {_pairs(c.detail)}", style="dim")
+            cands.add(line)
+    if d.evidence:
+        node.add(_label("evidence", Text(_pairs(d.evidence, 50), style="dim")))
+    if d.error:
+        node.add(_label("error", d.error, "red"))
+    return node
+
+
+def _call(parent: Tree, c: ModelCallRecord) -> None:
+    line = Text.assemble(
+        ("model call", "bold blue"),
+        f" #{c.call_index} attempt {c.attempt}: ",
+        (c.model, "bold"),
+        f" ({c.model_id})  {c.input_tokens}→{c.output_tokens} tokens  {usd(c.cost_usd)}  "
+        f"{c.latency_ms:.0f} ms",
+    )
+    if c.error:
+        line.append(f"  {c.error_type or 'error'}: {truncate(c.error, 160)}", style="red")
+    parent.add(line)
+
+
+def run_tree(trace: RunTrace) -> Tree:
+    """`agentroute runs show`: the run, then each step's decisions, calls and outputs, then the
+    end record and feedback."""
+    run, end = trace.run, trace.end
+    root = Tree(Text.assemble(("run ", "bold"), (run.run_id, "bold cyan")))
+    root.add(_label("task", run.task))
+    status = status_text(end.status if end else None)
+    if end is not None and end.reason:
+        status.append(f" — {end.reason}", style="")
+    root.add(_label("status", status))
+    root.add(_label("started", local_time(run.created_at)))
+    budget = usd(run.budget_usd) if run.budget_usd is not None else "none"
+    root.add(_label("cost", f"{usd(end.cost_usd if end else 0.0)} of budget {budget}"))
+    router = run.router
+    slots = ", ".join(
+        f"{slot}={(router.get(slot) or {}).get('strategy', '—')}"
+        for slot in ("agent", "skills", "model", "refiner")
+    )
+    root.add(_label("router", f"{router.get('name', '?')} ({slots})"))
+    root.add(_label("registry", run.registry_hash[:12] or "—"))
+    if run.replay_of:
+        root.add(_label("replay of", run.replay_of))
+    if run.metadata:
+        root.add(_label("metadata", _pairs(run.metadata)))
+
+    steps = sorted(
+        {d.step for d in trace.decisions}
+        | {o.step for o in trace.outputs}
+        | {c.step for c in trace.model_calls}
+    )
+    for step in steps:
+        node = root.add(Text(f"step {step}", style="bold"))
+        decisions = [d for d in trace.decisions if d.step == step]
+        calls = [c for c in trace.model_calls if c.step == step]
+        outputs = [o for o in trace.outputs if o.step == step]
+        for d in decisions:
+            if d.slot == "agent":
+                slot_node = _decision(node, d)
+                for c in calls:
+                    if c.branch == "router":
+                        _call(slot_node, c)
+        branches: list[str] = []
+        for rec in sorted([*decisions, *calls, *outputs], key=lambda r: r.seq):
+            name = rec.agent if rec.kind == "agent_output" else rec.branch
+            if name and name not in ("router", "refiner") and name not in branches:
+                if rec.kind == "decision" and rec.slot in ("agent", "refiner"):
+                    continue
+                branches.append(name)
+        for name in branches:
+            branch = node.add(Text.assemble(("branch ", "bold"), (name, "bold green")))
+            for d in decisions:
+                if d.branch == name and d.slot in ("skills", "model"):
+                    _decision(branch, d)
+            for c in calls:
+                if c.branch == name:
+                    _call(branch, c)
+            for o in outputs:
+                if o.agent != name:
+                    continue
+                shown = ", ".join(o.skills) or "none"
+                branch.add(_label("skills given", f"{len(o.skills)}: {shown}"))
+                if o.error:
+                    branch.add(_label("error", f"{o.error_type}: {truncate(o.error, 200)}", "red"))
+                else:
+                    text = truncate(o.output, 200)
+                    if not o.final:
+                        text += "  (not final: routes again)"
+                    branch.add(_label("output", text))
+        for d in decisions:
+            if d.slot == "refiner":
+                slot_node = _decision(node, d)
+                for c in calls:
+                    if c.branch == "refiner":
+                        _call(slot_node, c)
+
+    if end is not None:
+        end_node = root.add(
+            Text.assemble(
+                ("end ", "bold"),
+                status_text(end.status),
+                f" · {end.steps} step(s) · {usd(end.cost_usd)}",
+            )
+        )
+        end_node.add(_label("reason", end.reason or "—"))
+        if end.answer is not None:
+            end_node.add(_label("answer", truncate(end.answer, 400)))
+        if end.error:
+            end_node.add(_label("error", f"{end.error_type}: {end.error}", "red"))
+    else:
+        root.add(Text("no end record: the run is still going, or its process died", style="dim"))
+    for f in trace.feedback:
+        parts = [f"score={f.score:g}" if f.score is not None else "", f"label={f.label}" if f.label else ""]
+        if f.agent:
+            parts.append(f"agent={f.agent}")
+        line = Text.assemble(("feedback ", "bold"), " ".join(p for p in parts if p))
+        line.append(f"  from {f.source} at {local_time(f.created_at)}", style="dim")
+        if f.comment:
+            line.append(f"  “{truncate(f.comment, 200)}”")
+        root.add(line)
+    return root
+
+
+# -- `runs verify` and `runs replay` -------------------------------------------------------------
+
+
+def verify_table(reports: Iterable[VerifyReport]) -> Table:
+    """One row per verified run."""
+    table = Table(box=box.SIMPLE_HEAD)
+    table.add_column("run", style="cyan", no_wrap=True)
+    table.add_column("records", justify="right")
+    table.add_column("complete")
+    table.add_column("chain", no_wrap=True)
+    table.add_column("problems", ratio=1, min_width=20)
+    for r in reports:
+        table.add_row(
+            r.run_id,
+            str(r.records),
+            Text("yes", style="green") if r.complete else Text("no", style="yellow"),
+            Text("OK", style="bold green") if r.ok else Text("BROKEN", style="bold red"),
+            Text("\n".join(r.problems), style="red") if r.problems else Text("—", style="dim"),
+        )
+    return table
+
+
+def _side(values: list[str] | None, slot: str) -> Text:
+    if values is None:
+        return Text("—", style="dim")
+    if slot == "output":
+        return Text(truncate(values[0] if values else "", 60))
+    return Text(" + ".join(values) or "—")
+
+
+def _diff_row(diff: StepDiff) -> tuple[str, str, str, Text, Text, Text]:
+    return (
+        str(diff.step),
+        diff.slot,
+        diff.branch or "—",
+        _side(diff.recorded, diff.slot),
+        _side(diff.replayed, diff.slot),
+        Text(diff.status, style=_DIFF_STYLES.get(diff.status, "")),
+    )
+
+
+def replay_table(report: ReplayReport) -> Table:
+    """The step-by-step diff of a replay."""
+    table = Table(box=box.SIMPLE_HEAD)
+    table.add_column("step", justify="right")
+    table.add_column("slot")
+    table.add_column("branch")
+    table.add_column("recorded", ratio=1, min_width=12)
+    table.add_column("replayed", ratio=1, min_width=12)
+    table.add_column("status", no_wrap=True)
+    for diff in report.diffs:
+        table.add_row(*_diff_row(diff))
+    return table
