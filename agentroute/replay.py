@@ -32,7 +32,14 @@ from agentroute.stores import (
     open_store,
 )
 
-__all__ = ["RecordedModelClient", "ReplayReport", "StepDiff", "UnobservedCall", "replay"]
+__all__ = [
+    "RecordedModelClient",
+    "ReplayReport",
+    "StepDiff",
+    "UnobservedCall",
+    "replay",
+    "replay_sync",
+]
 
 _SLOT_ORDER = {"agent": 0, "skills": 1, "model": 2, "output": 3, "refiner": 4}
 

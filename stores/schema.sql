@@ -13,6 +13,7 @@ CREATE TABLE IF NOT EXISTS agentroute_runs (
     registry_hash VARCHAR NOT NULL,
     budget_usd FLOAT,
     metadata JSON NOT NULL,
+    seed INTEGER NOT NULL,
     replay_of VARCHAR,
     PRIMARY KEY (run_id, seq)
 );
@@ -196,6 +197,7 @@ CREATE TABLE IF NOT EXISTS agentroute_runs (
     registry_hash VARCHAR NOT NULL,
     budget_usd FLOAT,
     metadata JSON NOT NULL,
+    seed INTEGER NOT NULL,
     replay_of VARCHAR,
     PRIMARY KEY (run_id, seq)
 );

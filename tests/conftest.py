@@ -14,7 +14,6 @@ the test replaces it with a fake.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -59,7 +58,7 @@ def _no_real_model_calls(request: pytest.FixtureRequest, monkeypatch: pytest.Mon
 
 
 @pytest.fixture
-def offline_litellm(monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
+def offline_litellm(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
     """LiteLLM imported offline, with `acompletion` failing unless the test replaces it.
 
     `LiteLLMClient.complete` stays real; LiteLLM's own `mock_response` parameter still works
@@ -76,7 +75,7 @@ def offline_litellm(monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
         raise AssertionError(msg)
 
     monkeypatch.setattr(litellm, "acompletion", guarded)
-    yield litellm
+    return litellm
 
 
 def build_support_registry() -> ar.Registry:

@@ -53,3 +53,29 @@ def test_support_desk_replays(tmp_path: Path) -> None:
     assert "exact replay: identical=True" in out
     assert "counterfactual: 0 divergences" not in out
     assert (tmp_path / "desk.db").exists()
+
+
+DOC_SCRIPTS = sorted(
+    p for p in (ROOT / "docs" / "scripts").glob("*.py") if not p.name.startswith("test_")
+)
+
+
+def test_doc_scripts_exist() -> None:
+    """The documentation's code comes from scripts; there are several of them."""
+    assert len(DOC_SCRIPTS) >= 5
+
+
+@pytest.mark.parametrize("path", DOC_SCRIPTS, ids=lambda p: p.name)
+def test_doc_script_runs(path: Path) -> None:
+    """Every script the docs include runs offline and exits 0 (the docs show real code)."""
+    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    out = subprocess.run(
+        [sys.executable, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+        env=env,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]

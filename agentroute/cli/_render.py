@@ -22,6 +22,7 @@ from agentroute.cli._digest import RunDigest
 if TYPE_CHECKING:
     from agentroute.replay import ReplayReport, StepDiff
     from agentroute.stores import (
+        AgentOutputRecord,
         DecisionRecord,
         ModelCallRecord,
         RunSummary,
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     )
 
 __all__ = [
+    "WIDE",
     "demo_table",
     "local_time",
     "replay_table",
@@ -103,44 +105,83 @@ def _label(key: str, value: str | Text, style: str = "") -> Text:
 # -- the demo and `runs list` --------------------------------------------------------------------
 
 
+def _skills(skills: Sequence[str]) -> str:
+    if not skills:
+        return "no skills"
+    top = ", ".join(skills[:2]) + (", …" if len(skills) > 2 else "")
+    return f"{len(skills)} skill{'s' if len(skills) > 1 else ''}: {top}"
+
+
 def _per_agent(run: RunDigest, cell: str) -> Text:
     lines: list[str] = []
     for branch in run.branches:
-        if cell == "skills":
-            top = ", ".join(branch.skills[:2]) + (", …" if len(branch.skills) > 2 else "")
-            value = f"{len(branch.skills)} ({top})" if branch.skills else "none"
-        else:
-            value = ", ".join(branch.models) or "—"
+        value = _skills(branch.skills) if cell == "skills" else ", ".join(branch.models) or "—"
         lines.append(f"{branch.agent}: {value}" if len(run.branches) > 1 else value)
     return Text("\n".join(lines) or "—")
 
 
-def demo_table(runs: Sequence[RunDigest], *, title: str | None = None) -> Table:
-    """One row per demo run: who acted, with which skills, on which model, why, at what cost."""
-    table = Table(title=title, box=box.SIMPLE_HEAD, show_lines=False, expand=False)
+def _agents(run: RunDigest) -> str:
+    return " → ".join(" + ".join(step) for step in run.steps) or "—"
+
+
+def _why(run: RunDigest) -> str:
+    why = "; ".join(w for w in run.why if w) or run.reason
+    if run.status == "failed" and run.error:
+        why = f"{why}; {truncate(run.error, 120)}" if why else truncate(run.error, 120)
+    return why
+
+
+WIDE = 110
+"""Console width from which the demo table has a column per field (narrower: stacked)."""
+
+
+def demo_table(runs: Sequence[RunDigest], *, width: int = WIDE) -> Table:
+    """One row per demo run: who acted, with which skills, on which model, why, at what cost.
+
+    Below `WIDE` columns the agents, skills, models and reason are stacked in one cell, so a
+    narrow terminal wraps text instead of cropping columns.
+    """
+    if width < WIDE:
+        return _stacked_demo_table(runs)
+    table = Table(box=box.SIMPLE_HEAD)
     table.add_column("run", style="cyan", no_wrap=True)
     table.add_column("message", ratio=3, min_width=16)
     table.add_column("status", no_wrap=True)
     table.add_column("agents", ratio=2, min_width=8)
-    table.add_column("skills (count, top 2)", ratio=3, min_width=12)
-    table.add_column("model", min_width=6)
+    table.add_column("skills", ratio=3, min_width=12)
+    table.add_column("model", min_width=5)
     table.add_column("why", ratio=3, min_width=12)
     table.add_column("cost (USD)", justify="right", no_wrap=True)
     for run in runs:
-        agents = " → ".join(" + ".join(step) for step in run.steps) or "—"
-        why = "; ".join(w for w in run.why if w) or run.reason
-        if run.status == "failed" and run.error:
-            why = f"{why}; {truncate(run.error, 120)}" if why else truncate(run.error, 120)
         table.add_row(
             run.run_id[:8],
             Text(truncate(run.task, 60)),
             status_text(run.status),
-            Text(agents),
+            Text(_agents(run)),
             _per_agent(run, "skills"),
             _per_agent(run, "model"),
-            Text(why),
+            Text(_why(run)),
             f"{run.cost_usd:.6f}",
         )
+    return table
+
+
+def _stacked_demo_table(runs: Sequence[RunDigest]) -> Table:
+    table = Table(box=box.SIMPLE_HEAD, show_lines=True)
+    table.add_column("run", style="cyan", no_wrap=True)
+    table.add_column("status")
+    table.add_column("message · agents · skills · model · why", ratio=1)
+    table.add_column("cost (USD)", justify="right", no_wrap=True)
+    for run in runs:
+        cell = Text(truncate(run.task, 100))
+        cell.append("\nagents: ", style="bold")
+        cell.append(_agents(run))
+        for branch in run.branches:
+            cell.append(f"\n  {branch.agent}: ", style="bold")
+            cell.append(f"{', '.join(branch.models) or '—'} · {_skills(branch.skills)}")
+        cell.append("\nwhy: ", style="bold")
+        cell.append(_why(run))
+        table.add_row(run.run_id[:8], status_text(run.status), cell, f"{run.cost_usd:.6f}")
     return table
 
 
@@ -209,10 +250,26 @@ def _call(parent: Tree, c: ModelCallRecord) -> None:
 
 
 def run_tree(trace: RunTrace) -> Tree:
-    """`agentroute runs show`: the run, then each step's decisions, calls and outputs, then the
-    end record and feedback."""
+    """`agentroute runs show`: the run, its steps, its end and its feedback.
+
+    Each step shows the agent slot's decision, then one node per branch (skills and model
+    decisions, model calls, the agent's output), then the refiner's decision.
+    """
+    root = Tree(Text.assemble(("run ", "bold"), (trace.run_id, "bold cyan")))
+    _run_header(root, trace)
+    steps = sorted(
+        {d.step for d in trace.decisions}
+        | {o.step for o in trace.outputs}
+        | {c.step for c in trace.model_calls}
+    )
+    for step in steps:
+        _step(root.add(Text(f"step {step}", style="bold")), trace, step)
+    _run_end(root, trace)
+    return root
+
+
+def _run_header(root: Tree, trace: RunTrace) -> None:
     run, end = trace.run, trace.end
-    root = Tree(Text.assemble(("run ", "bold"), (run.run_id, "bold cyan")))
     root.add(_label("task", run.task))
     status = status_text(end.status if end else None)
     if end is not None and end.reason:
@@ -233,81 +290,104 @@ def run_tree(trace: RunTrace) -> Tree:
     if run.metadata:
         root.add(_label("metadata", _pairs(run.metadata)))
 
-    steps = sorted(
-        {d.step for d in trace.decisions}
-        | {o.step for o in trace.outputs}
-        | {c.step for c in trace.model_calls}
-    )
-    for step in steps:
-        node = root.add(Text(f"step {step}", style="bold"))
-        decisions = [d for d in trace.decisions if d.step == step]
-        calls = [c for c in trace.model_calls if c.step == step]
-        outputs = [o for o in trace.outputs if o.step == step]
-        for d in decisions:
-            if d.slot == "agent":
-                slot_node = _decision(node, d)
-                for c in calls:
-                    if c.branch == "router":
-                        _call(slot_node, c)
-        branches: list[str] = []
-        for rec in sorted([*decisions, *calls, *outputs], key=lambda r: r.seq):
-            name = rec.agent if rec.kind == "agent_output" else rec.branch
-            if name and name not in ("router", "refiner") and name not in branches:
-                if rec.kind == "decision" and rec.slot in ("agent", "refiner"):
-                    continue
-                branches.append(name)
-        for name in branches:
-            branch = node.add(Text.assemble(("branch ", "bold"), (name, "bold green")))
-            for d in decisions:
-                if d.branch == name and d.slot in ("skills", "model"):
-                    _decision(branch, d)
-            for c in calls:
-                if c.branch == name:
-                    _call(branch, c)
-            for o in outputs:
-                if o.agent != name:
-                    continue
-                shown = ", ".join(o.skills) or "none"
-                branch.add(_label("skills given", f"{len(o.skills)}: {shown}"))
-                if o.error:
-                    branch.add(_label("error", f"{o.error_type}: {truncate(o.error, 200)}", "red"))
-                else:
-                    text = truncate(o.output, 200)
-                    if not o.final:
-                        text += "  (not final: routes again)"
-                    branch.add(_label("output", text))
-        for d in decisions:
-            if d.slot == "refiner":
-                slot_node = _decision(node, d)
-                for c in calls:
-                    if c.branch == "refiner":
-                        _call(slot_node, c)
 
-    if end is not None:
-        end_node = root.add(
+def _step(node: Tree, trace: RunTrace, step: int) -> None:
+    decisions = [d for d in trace.decisions if d.step == step]
+    calls = [c for c in trace.model_calls if c.step == step]
+    outputs = [o for o in trace.outputs if o.step == step]
+    _slot(node, decisions, calls, "agent", "router")
+    # Branches in the order they first appear in the chain.
+    first_seen: dict[str, int] = {}
+    for d in decisions:
+        if d.slot in ("skills", "model") and d.branch:
+            first_seen.setdefault(d.branch, d.seq)
+    for c in calls:
+        if c.branch not in ("router", "refiner"):
+            first_seen[c.branch] = min(first_seen.get(c.branch, c.seq), c.seq)
+    for o in outputs:
+        first_seen[o.agent] = min(first_seen.get(o.agent, o.seq), o.seq)
+    for name in sorted(first_seen, key=first_seen.__getitem__):
+        branch = node.add(Text.assemble(("branch ", "bold"), (name, "bold green")))
+        _branch(
+            branch,
+            [d for d in decisions if d.branch == name and d.slot in ("skills", "model")],
+            [c for c in calls if c.branch == name],
+            [o for o in outputs if o.agent == name],
+        )
+    _slot(node, decisions, calls, "refiner", "refiner")
+
+
+def _slot(
+    node: Tree,
+    decisions: list[DecisionRecord],
+    calls: list[ModelCallRecord],
+    slot: str,
+    caller: str,
+) -> None:
+    """A step-level slot's decisions, with the model calls its strategy made (as `caller`)."""
+    for d in decisions:
+        if d.slot == slot:
+            slot_node = _decision(node, d)
+            for c in calls:
+                if c.branch == caller:
+                    _call(slot_node, c)
+
+
+def _branch(
+    node: Tree,
+    decisions: list[DecisionRecord],
+    calls: list[ModelCallRecord],
+    outputs: list[AgentOutputRecord],
+) -> None:
+    for d in decisions:
+        if d.slot == "skills":
+            _decision(node, d)
+    for o in outputs:
+        shown = f"{len(o.skills)}: {', '.join(o.skills)}" if o.skills else "none"
+        node.add(_label("skills given", shown))
+    for d in decisions:
+        if d.slot == "model":
+            _decision(node, d)
+    for c in calls:
+        _call(node, c)
+    for o in outputs:
+        if o.error:
+            node.add(_label("error", f"{o.error_type}: {truncate(o.error, 200)}", "red"))
+            continue
+        text = truncate(o.output, 200)
+        if not o.final:
+            text += "  (not final: routes again)"
+        node.add(_label("output", text))
+
+
+def _run_end(root: Tree, trace: RunTrace) -> None:
+    end = trace.end
+    if end is None:
+        root.add(Text("no end record: the run is still going, or its process died", style="dim"))
+    else:
+        node = root.add(
             Text.assemble(
                 ("end ", "bold"),
                 status_text(end.status),
                 f" · {end.steps} step(s) · {usd(end.cost_usd)}",
             )
         )
-        end_node.add(_label("reason", end.reason or "—"))
+        node.add(_label("reason", end.reason or "—"))
         if end.answer is not None:
-            end_node.add(_label("answer", truncate(end.answer, 400)))
+            node.add(_label("answer", truncate(end.answer, 400)))
         if end.error:
-            end_node.add(_label("error", f"{end.error_type}: {end.error}", "red"))
-    else:
-        root.add(Text("no end record: the run is still going, or its process died", style="dim"))
+            node.add(_label("error", f"{end.error_type}: {end.error}", "red"))
     for f in trace.feedback:
-        parts = [f"score={f.score:g}" if f.score is not None else "", f"label={f.label}" if f.label else ""]
-        if f.agent:
-            parts.append(f"agent={f.agent}")
+        parts = [
+            f"score={f.score:g}" if f.score is not None else "",
+            f"label={f.label}" if f.label else "",
+            f"agent={f.agent}" if f.agent else "",
+        ]
         line = Text.assemble(("feedback ", "bold"), " ".join(p for p in parts if p))
         line.append(f"  from {f.source} at {local_time(f.created_at)}", style="dim")
         if f.comment:
             line.append(f"  “{truncate(f.comment, 200)}”")
         root.add(line)
-    return root
 
 
 # -- `runs verify` and `runs replay` -------------------------------------------------------------

@@ -25,6 +25,11 @@ AgentFunction = Callable[..., Any]
 F = TypeVar("F", bound=AgentFunction)
 
 
+def _items(values: Iterable[str]) -> tuple[str, ...]:
+    # A bare string is one item, not a sequence of characters (`skills="refund-policy"`).
+    return (values,) if isinstance(values, str) else tuple(values)
+
+
 def _spec_error(kind: str, name: str, exc: ValidationError) -> ConfigurationError:
     err = exc.errors()[0]
     where = ".".join(str(p) for p in err["loc"]) or "spec"
@@ -172,13 +177,13 @@ class Registry:
         fields: dict[str, Any] = {
             "name": agent_name,
             "description": desc,
-            "skills": tuple(skills) if skills is not None else None,
-            "tags": tuple(tags),
+            "skills": _items(skills) if skills is not None else None,
+            "tags": _items(tags),
             "tier": tier,
             "model": model,
             "stage": stage,
             "timeout_s": timeout_s,
-            "examples": tuple(examples),
+            "examples": _items(examples),
             "function": f"{getattr(func, '__module__', '?')}.{getattr(func, '__qualname__', '?')}",
         }
         if retry is not None:
@@ -235,7 +240,8 @@ class Registry:
             raise _spec_error("model", name, exc) from exc
         with self._lock:
             if spec.name in self._models:
-                msg = f"model {spec.name!r} is already registered (as {self._models[name].model})"
+                first = self._models[spec.name].model
+                msg = f"model {spec.name!r} is already registered (as {first})"
                 raise ConfigurationError(msg)
             self._models[spec.name] = spec
             self._touch()
@@ -262,7 +268,7 @@ class Registry:
                 name=name or id,
                 description=description,
                 body=body,
-                tags=tuple(tags),
+                tags=_items(tags),
                 version=version,
             )
         except ValidationError as exc:
@@ -304,7 +310,7 @@ class Registry:
             ConfigurationError: Duplicate name or an invalid field.
         """
         try:
-            spec = TaskSpec(name=name, description=description, examples=tuple(examples))
+            spec = TaskSpec(name=name, description=description, examples=_items(examples))
         except ValidationError as exc:
             raise _spec_error("task", name, exc) from exc
         with self._lock:

@@ -71,6 +71,8 @@ class Rules:
         if not self.rules and default is None:
             msg = "Rules needs at least one rule or a default"
             raise ConfigurationError(msg)
+        if isinstance(default, str):  # `default: general` in YAML is one name, not characters
+            default = (default,)
         self.default = tuple(default) if default is not None else None
 
     def params(self) -> dict[str, Any]:
@@ -147,6 +149,9 @@ def _decide(
             *choice, reason=reason, candidates=candidates, evidence=evidence
         )
     if ctx.slot == "model":
+        if len(choice) != 1:
+            msg = f"Rules in the model slot must choose exactly one model, got {list(choice)}"
+            raise ConfigurationError(msg)
         return RouteDecision.with_model(
             choice[0], reason=reason, candidates=candidates, evidence=evidence
         )
@@ -175,6 +180,9 @@ def _rule(obj: Rule | Mapping[str, Any], index: int) -> Rule:
     choose = obj.get("choose", [])
     if isinstance(choose, str):
         choose = [choose]
+    if not isinstance(choose, list | tuple) or not all(isinstance(c, str) for c in choose):
+        msg = f"{where}.choose: expected a name or a list of names, got {choose!r}"
+        raise ConfigurationError(msg)
     then = obj.get("then", "finish")
     if then not in ("finish", "route"):
         msg = f"{where}.then: use 'finish' or 'route', got {then!r}"

@@ -79,6 +79,9 @@ class Keywords(Signal):
         if not words:
             msg = "Keywords() needs at least one word"
             raise ConfigurationError(msg)
+        if not all(isinstance(w, str) and w.strip() for w in words):
+            msg = f"Keywords{words!r}: every word must be a non-blank string"
+            raise ConfigurationError(msg)
         if mode not in ("any", "all"):
             msg = f"Keywords(mode={mode!r}): use 'any' or 'all'"
             raise ConfigurationError(msg)
@@ -276,7 +279,7 @@ def _merge(into: dict[str, Any], detail: Mapping[str, Any]) -> None:
             into[key] = value
 
 
-# (keys that identify a form, every key that form allows): a typo such as `mdoe` is an error.
+# (keys that identify a signal's form, every key that form allows)
 _CONFIG_KEYS: tuple[tuple[set[str], set[str]], ...] = (
     ({"keywords"}, {"keywords", "mode", "on"}),
     ({"regex"}, {"regex", "ignore_case", "on"}),
@@ -286,6 +289,29 @@ _CONFIG_KEYS: tuple[tuple[set[str], set[str]], ...] = (
     ({"any"}, {"any"}),
     ({"not"}, {"not"}),
 )
+
+
+def _check_keys(obj: Mapping[str, Any], where: str) -> None:
+    """Refuse fields the signal's form does not have (a typo such as `mdoe` is an error)."""
+    for form, allowed in _CONFIG_KEYS:
+        if form & set(obj):
+            unknown = set(obj) - allowed
+            if unknown:
+                msg = (
+                    f"{where}: unknown field(s) {sorted(unknown)} in a {sorted(form)[0]} "
+                    f"signal; allowed: {sorted(allowed)}"
+                )
+                raise ConfigurationError(msg)
+            break
+    spec = obj.get("metadata")
+    if isinstance(spec, Mapping):
+        unknown = set(spec) - {"key", "equals", "one_of"}
+        if unknown:
+            msg = (
+                f"{where}.metadata: unknown field(s) {sorted(unknown)}; "
+                "allowed: key, equals, one_of"
+            )
+            raise ConfigurationError(msg)
 
 
 def signal_from_config(obj: Any, where: str = "signal") -> Signal:
@@ -303,16 +329,7 @@ def signal_from_config(obj: Any, where: str = "signal") -> Signal:
         msg = f"{where}: a signal must be a mapping such as {{keywords: [refund]}}, got {obj!r}"
         raise ConfigurationError(msg)
     on = obj.get("on", "task")
-    for form, allowed in _CONFIG_KEYS:
-        if form & set(obj):
-            unknown = set(obj) - allowed
-            if unknown:
-                msg = (
-                    f"{where}: unknown field(s) {sorted(unknown)} in a {sorted(form)[0]} "
-                    f"signal; allowed: {sorted(allowed)}"
-                )
-                raise ConfigurationError(msg)
-            break
+    _check_keys(obj, where)
     if "keywords" in obj:
         words = obj["keywords"]
         if isinstance(words, str):
@@ -326,10 +343,6 @@ def signal_from_config(obj: Any, where: str = "signal") -> Signal:
         spec = obj["metadata"]
         if not isinstance(spec, Mapping) or "key" not in spec:
             msg = f"{where}: metadata signal needs {{key: ..., equals: ...}}"
-            raise ConfigurationError(msg)
-        unknown = set(spec) - {"key", "equals", "one_of"}
-        if unknown:
-            msg = f"{where}.metadata: unknown field(s) {sorted(unknown)}; allowed: key, equals, one_of"
             raise ConfigurationError(msg)
         kwargs: dict[str, Any] = {}
         if "equals" in spec:

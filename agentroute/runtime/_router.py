@@ -389,7 +389,7 @@ class Router:
         `RunEndRecord`.
 
         Raises:
-            The same errors as `run`, after yielding what was recorded before the failure.
+            RunError: As `run` does, after yielding what was recorded before the failure.
         """
         queue: asyncio.Queue[TraceRecord] = asyncio.Queue()
         task_ = asyncio.create_task(

@@ -1,5 +1,7 @@
 """What happened: append-only, hash-chained run traces and versioned learned state."""
 
+from typing import TYPE_CHECKING
+
 from agentroute.stores._base import RunSummary, RunTrace, TraceStore, VerifyReport, verify_chain
 from agentroute.stores._memory import InMemoryTraceStore
 from agentroute.stores._open import DEFAULT_STORE_URL, open_store
@@ -17,6 +19,9 @@ from agentroute.stores._records import (
     TraceRecord,
     chain_hash,
 )
+
+if TYPE_CHECKING:
+    from agentroute.stores._sql import SqlTraceStore
 
 __all__ = [
     "DEFAULT_STORE_URL",

@@ -18,7 +18,8 @@ dropped and writes the rest.
 Rows are append-only: the store has no update or delete, and `create=True` installs triggers that
 make the database itself reject `UPDATE` and `DELETE` on the chained tables.
 
-`python -m agentroute.stores._sql > stores/schema.sql` regenerates the repository's DDL file.
+`python -m agentroute.stores._sql > stores/schema.sql` (or `python -m agentroute._schemas`, which
+writes every generated file) regenerates the repository's DDL file from `schema_sql`.
 """
 
 from __future__ import annotations
@@ -68,7 +69,11 @@ from agentroute.errors import (
 )
 from agentroute.stores._base import RunSummary, RunTrace, TraceStore
 from agentroute.stores._records import (
+    AgentOutputRecord,
+    DecisionRecord,
     FeedbackRecord,
+    ModelCallRecord,
+    RunEndRecord,
     RunRecord,
     StateRecord,
     TraceRecord,
@@ -118,6 +123,7 @@ class RunRow(_ChainedRow, table=True):
     budget_usd: float | None
     # `metadata` is taken by SQLAlchemy's declarative base; the column keeps the record's name.
     metadata_: dict[str, Any] = Field(sa_column=Column("metadata", JSON, nullable=False))
+    seed: int
     replay_of: str | None
 
 
@@ -233,6 +239,15 @@ _KIND_TABLES: Final[dict[str, Table]] = {
 }
 """Record kind -> its table, in chain-building order."""
 
+_RECORD_TYPES: Final = (
+    RunRecord,
+    DecisionRecord,
+    ModelCallRecord,
+    AgentOutputRecord,
+    RunEndRecord,
+    FeedbackRecord,
+)
+
 _RUNS: Final = _KIND_TABLES["run"]
 _RUN_ENDS: Final = _KIND_TABLES["run_end"]
 _STATE: Final = _table(StateRow)
@@ -291,7 +306,9 @@ def _tidy(ddl: str) -> str:
 def _ddl_statements(dialect: Dialect) -> list[str]:
     statements: list[str] = []
     for table in _ALL_TABLES:
-        statements.append(_tidy(str(CreateTable(table, if_not_exists=True).compile(dialect=dialect))))
+        statements.append(
+            _tidy(str(CreateTable(table, if_not_exists=True).compile(dialect=dialect)))
+        )
         for index in sorted(table.indexes, key=lambda i: str(i.name)):
             statements.append(
                 _tidy(str(CreateIndex(index, if_not_exists=True).compile(dialect=dialect)))
@@ -304,7 +321,7 @@ def _ddl_statements(dialect: Dialect) -> list[str]:
 
 
 _DIALECTS: Final[dict[str, Dialect]] = {
-    "sqlite": sqlite.dialect(),  # type: ignore[no-untyped-call]
+    "sqlite": sqlite.dialect(),
     "postgresql": postgresql.dialect(),  # type: ignore[no-untyped-call]
 }
 
@@ -327,20 +344,6 @@ def schema_sql(dialect: str = "sqlite") -> str:
         msg = f"no schema for dialect {dialect!r}: use 'sqlite' or 'postgresql'"
         raise ConfigurationError(msg) from None
     return "".join(f"{statement};\n\n" for statement in _ddl_statements(compiled_for))
-
-
-def _schema_file() -> str:
-    """The content of the repository's `stores/schema.sql`."""
-    header = (
-        "-- agentroute trace store schema. Generated from agentroute/stores/_sql.py by\n"
-        "--     python -m agentroute.stores._sql > stores/schema.sql\n"
-        "-- Do not edit by hand: a test fails when this file is stale.\n"
-    )
-    parts = [header]
-    for dialect, title in (("sqlite", "SQLite"), ("postgresql", "PostgreSQL")):
-        parts.append(f"\n-- {'=' * 70}\n-- {title}\n-- {'=' * 70}\n\n")
-        parts.append(schema_sql(dialect))
-    return "".join(parts).rstrip("\n") + "\n"
 
 
 # -- the SQLAlchemy boundary -------------------------------------------------------------------
@@ -575,17 +578,18 @@ class SqlTraceStore(TraceStore):
         self._engine = _make_engine(engine_url, timeout)
         self._postgres = engine_url.get_backend_name() == "postgresql"
 
+        # Writer state, guarded by one lock. `_work` wakes the writer; `_progress` wakes flushers.
+        # `_done` counts records committed or dropped: the writer takes batches from the front
+        # of `_pending`, so they are always the first `_done` of the `_appended` records.
+        # Every `flush` bumps `_flush_calls`, which cuts a failing writer's back-off short.
         self._lock = threading.Lock()
         self._work = threading.Condition(self._lock)
-        """Notified when the writer has something to do."""
         self._progress = threading.Condition(self._lock)
-        """Notified when records were committed (or dropped)."""
         self._pending: deque[TraceRecord] = deque()
         self._appended = 0
-        """Records ever appended."""
         self._done = 0
-        """Records ever committed or dropped; always a prefix of what was appended."""
         self._flush_waiters = 0
+        self._flush_calls = 0
         self._failing_since: float | None = None
         self._last_error: BaseException | None = None
         self._closed = False
@@ -625,6 +629,7 @@ class SqlTraceStore(TraceStore):
                 return
             deadline = time.monotonic() + wait_s
             self._flush_waiters += 1
+            self._flush_calls += 1
             self._work.notify()
             try:
                 while self._done < target:
@@ -684,9 +689,18 @@ class SqlTraceStore(TraceStore):
             StoreUnavailable: The writer has been failing for longer than the store's timeout and
                 more than `max_backlog` records are waiting. These records are kept too.
             StoreError: The store is closed.
+            TypeError: Something other than a trace record was given.
         """
         if not records:
             return
+        # Checked here, not in the writer: a record it cannot store would be lost silently.
+        stray = next((r for r in records if not isinstance(r, _RECORD_TYPES)), None)
+        if stray is not None:
+            msg = (
+                "a trace store appends run records (RunRecord, DecisionRecord, ...), "
+                f"not {type(stray).__name__}"
+            )
+            raise TypeError(msg)
         with self._lock:
             self._check_open()
             before = len(self._pending)
@@ -736,7 +750,10 @@ class SqlTraceStore(TraceStore):
                 count = min(len(self._pending), self._batch_size)
                 batch = [self._pending.popleft() for _ in range(count)]
             if not self._write_batch(batch):
-                return  # abandoned at interpreter exit
+                with self._lock:
+                    lost = count + len(self._pending)
+                logger.error("trace_records_lost", url=self.url, count=lost, reason="store closed")
+                return
             with self._lock:
                 self._done += count
                 self._progress.notify_all()
@@ -748,22 +765,50 @@ class SqlTraceStore(TraceStore):
         while True:
             try:
                 if rows is None:
-                    rows = {}
-                    for rec in batch:
-                        rows.setdefault(_KIND_TABLES[rec.kind], []).append(_row(rec))
+                    rows = self._rows(batch)
                 try:
                     self._insert(rows)
                 except _ROW_ERRORS:
                     self._insert_one_by_one(rows)
-            except Exception as exc:  # noqa: BLE001 - the writer thread must never die
+            except Exception as exc:  # the writer thread must never die
                 attempt += 1
                 self._note_failure(exc, attempt, len(batch))
-                if self._stop.wait(min(2.0, 0.05 * 2 ** (attempt - 1))):
+                if self._back_off(min(2.0, 0.05 * 2 ** (attempt - 1))):
                     return False
                 continue
             if attempt:
                 self._note_recovery(attempt)
             return True
+
+    def _rows(self, batch: list[TraceRecord]) -> dict[Table, list[dict[str, Any]]]:
+        rows: dict[Table, list[dict[str, Any]]] = {}
+        unusable: list[TraceRecord] = []
+        error = ""
+        for rec in batch:
+            try:
+                rows.setdefault(_KIND_TABLES[rec.kind], []).append(_row(rec))
+            except Exception as exc:  # a record built without validation; never retry it
+                unusable.append(rec)
+                error = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        if unusable:
+            logger.error(
+                "trace_records_dropped",
+                url=self.url,
+                count=len(unusable),
+                first=[f"{r.run_id}#{r.seq}" for r in unusable[:5]],
+                error=error,
+                hint="the record cannot be serialised to JSON",
+            )
+        return rows
+
+    def _back_off(self, delay: float) -> bool:
+        """Wait before a retry (cut short by a new `flush` call); True when the store stops."""
+        with self._lock:
+            calls = self._flush_calls
+            self._work.wait_for(
+                lambda: self._stop.is_set() or self._flush_calls != calls, timeout=delay
+            )
+            return self._stop.is_set()
 
     def _insert(self, rows: dict[Table, list[dict[str, Any]]]) -> None:
         with self._engine.connect() as conn:
@@ -960,9 +1005,9 @@ class SqlTraceStore(TraceStore):
     def run_ids(self) -> list[str]:
         """Every run id, oldest first (including runs whose start record is missing)."""
         self.flush()
-        every = union_all(
-            *(select(t.c.run_id, t.c.created_at) for t in _CHAINED_TABLES)
-        ).subquery("every_record")
+        every = union_all(*(select(t.c.run_id, t.c.created_at) for t in _CHAINED_TABLES)).subquery(
+            "every_record"
+        )
         first = func.min(every.c.created_at)
         query = select(every.c.run_id).group_by(every.c.run_id).order_by(first, every.c.run_id)
         with self._transaction("listing run ids") as conn:
@@ -1041,4 +1086,7 @@ def _run_not_found(run_id: str) -> RunNotFound:
 
 
 if __name__ == "__main__":
-    print(_schema_file(), end="")  # noqa: T201 - this is the generator's output
+    # The same text `python -m agentroute._schemas` writes to stores/schema.sql.
+    from agentroute._schemas import generated_files
+
+    print(generated_files()["stores/schema.sql"], end="")

@@ -16,9 +16,11 @@ class SaveWhenLow:
         self.reserve_usd = reserve_usd
 
     def params(self) -> dict[str, float]:
+        """Parameters for the trace."""
         return {"reserve_usd": self.reserve_usd}
 
     async def route(self, ctx: ar.RoutingContext) -> ar.RouteDecision:
+        """Decide the model slot from the budget left."""
         left = ctx.budget.remaining_usd
         low = left is not None and left < self.reserve_usd
         choice = "cheap" if low else "strong"

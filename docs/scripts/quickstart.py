@@ -8,12 +8,18 @@ registry = ar.Registry()
 # Models are addressed by LiteLLM id. Prices are USD per million tokens; leave them out to take
 # them from LiteLLM's bundled cost map.
 registry.model(
-    "cheap", "openai/gpt-4o-mini", tier="cheap",
-    input_price_per_mtok=0.15, output_price_per_mtok=0.60,
+    "cheap",
+    "openai/gpt-4o-mini",
+    tier="cheap",
+    input_price_per_mtok=0.15,
+    output_price_per_mtok=0.60,
 )
 registry.model(
-    "strong", "anthropic/claude-sonnet-4-5", tier="strong",
-    input_price_per_mtok=3.00, output_price_per_mtok=15.00,
+    "strong",
+    "anthropic/claude-sonnet-4-5",
+    tier="strong",
+    input_price_per_mtok=3.00,
+    output_price_per_mtok=15.00,
 )
 
 # A skill defined in code; `registry.load_skills("skills/")` loads SKILL.md files instead.
@@ -27,8 +33,9 @@ registry.skill(
 @registry.agent(skills=["refund-policy"])
 async def billing(ctx: ar.AgentContext, task: str) -> str:
     """Answers questions about invoices, charges and refunds."""
-    return await ctx.complete(f"You are the billing desk.\n\nCustomer: {task}",
-                              system=ctx.skills.as_prompt())
+    return await ctx.complete(
+        f"You are the billing desk.\n\nCustomer: {task}", system=ctx.skills.as_prompt()
+    )
 
 
 @registry.agent(skills=[])

@@ -137,7 +137,9 @@ def test_non_utf8_file_is_a_content_error(registry: ar.Registry, tmp_path: Path)
 
 def test_empty_agents_means_every_agent(registry: ar.Registry, tmp_path: Path) -> None:
     """Without `agents`, the layout restricts nothing (an empty tuple)."""
-    path = _write(tmp_path, "name: g\nrouter: {agent: {strategy: static, params: {choices: [general]}}}\n")
+    path = _write(
+        tmp_path, "name: g\nrouter: {agent: {strategy: static, params: {choices: [general]}}}\n"
+    )
     spec = registry.load_graph(path)
     assert spec.agents == ()
     assert spec.limits == ar.registry.LimitsSpec()

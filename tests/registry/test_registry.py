@@ -210,7 +210,9 @@ def test_duplicate_model_is_refused() -> None:
     """A second model under a taken name → ConfigurationError naming the first model id."""
     reg = ar.Registry()
     reg.model("cheap", "openai/gpt-4o-mini", **PRICES)
-    with pytest.raises(ar.ConfigurationError, match=r"model 'cheap' is already registered.*gpt-4o-mini"):
+    with pytest.raises(
+        ar.ConfigurationError, match=r"model 'cheap' is already registered.*gpt-4o-mini"
+    ):
         reg.model("cheap", "openai/gpt-4o", **PRICES)
     assert reg.get_model("cheap").model == "openai/gpt-4o-mini"
 
@@ -241,7 +243,9 @@ def test_skill_in_code_and_loaded_skill_collide(tmp_path: Any) -> None:
     )
     reg = ar.Registry()
     reg.skill("refunds", description="From code.")
-    with pytest.raises(ar.ConfigurationError, match=r"'refunds' is already registered \(from code\)"):
+    with pytest.raises(
+        ar.ConfigurationError, match=r"'refunds' is already registered \(from code\)"
+    ):
         reg.load_skills(tmp_path)
     assert reg.get_skill("refunds").description == "From code."
 
@@ -264,9 +268,14 @@ def test_unknown_skill_and_model_suggest_close_names() -> None:
     reg = ar.Registry()
     reg.skill("refund-policy", description="Refunds.")
     reg.model("cheap", "openai/gpt-4o-mini", **PRICES)
-    with pytest.raises(ar.ConfigurationError, match=r"unknown skill 'refund-polcy' — did you mean 'refund-policy'\?"):
+    with pytest.raises(
+        ar.ConfigurationError,
+        match=r"unknown skill 'refund-polcy' — did you mean 'refund-policy'\?",
+    ):
         reg.get_skill("refund-polcy")
-    with pytest.raises(ar.ConfigurationError, match=r"unknown model 'chep' — did you mean 'cheap'\?"):
+    with pytest.raises(
+        ar.ConfigurationError, match=r"unknown model 'chep' — did you mean 'cheap'\?"
+    ):
         reg.get_model("chep")
 
 
@@ -389,7 +398,10 @@ def test_model_may_not_fall_back_to_itself() -> None:
 # -- model specs and secrets ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("key", ["api_key", "apikey", "OPENAI_API_KEY", "client_secret", "password", "token", "Authorization"])
+@pytest.mark.parametrize(
+    "key",
+    ["api_key", "apikey", "OPENAI_API_KEY", "client_secret", "password", "token", "Authorization"],
+)
 def test_secrets_in_params_are_refused(key: str) -> None:
     """A params key that looks like a credential is refused, pointing at `api_key_env`."""
     reg = ar.Registry()
@@ -459,7 +471,10 @@ def test_content_hash_is_stable_across_identical_registries() -> None:
 
 def test_content_hash_changes_with_a_skill_body() -> None:
     """Changing one character of a skill body changes the registry's hash."""
-    assert _build("Refunds take 5 days.").content_hash() != _build("Refunds take 6 days.").content_hash()
+    assert (
+        _build("Refunds take 5 days.").content_hash()
+        != _build("Refunds take 6 days.").content_hash()
+    )
 
 
 def test_content_hash_follows_registrations() -> None:
@@ -489,3 +504,26 @@ def test_content_hash_ignores_where_a_skill_was_loaded_from(tmp_path: Any) -> No
 def test_repr_counts_what_is_registered(registry: ar.Registry) -> None:
     """The repr shows counts, not contents."""
     assert repr(registry) == "Registry(agents=4, skills=16, models=2, tasks=0)"
+
+
+def test_a_bare_string_is_one_name_not_characters() -> None:
+    """`skills="refund-policy"` (a str, not a list) means that one skill; likewise tags/examples."""
+    reg = ar.Registry()
+    reg.skill("refunds", description="R.", tags="billing")
+    reg.task("billing", examples="where is my refund?")
+    reg.agent(name="a", description="A.", skills="refunds", tags="money", examples="refund?")(
+        lambda ctx, task: task
+    )
+    spec = reg.get_agent("a")
+    assert (spec.skills, spec.tags, spec.examples) == (("refunds",), ("money",), ("refund?",))
+    assert reg.get_skill("refunds").tags == ("billing",)
+    assert reg.tasks["billing"].examples == ("where is my refund?",)
+    reg.validate()
+
+
+def test_duplicate_model_with_padded_name_is_a_configuration_error() -> None:
+    """A duplicate name differing only by surrounding spaces is refused cleanly (no KeyError)."""
+    reg = ar.Registry()
+    reg.model("cheap", "openai/gpt-4o-mini", **PRICES)
+    with pytest.raises(ar.ConfigurationError, match="'cheap' is already registered"):
+        reg.model(" cheap ", "openai/gpt-4o", **PRICES)

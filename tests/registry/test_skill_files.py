@@ -94,7 +94,9 @@ def test_optional_fields_and_ignored_keys(tmp_path: Path) -> None:
 
 def test_utf8_bom_and_crlf_are_accepted(tmp_path: Path) -> None:
     """A UTF-8 BOM and Windows line endings do not break parsing."""
-    _write(tmp_path, "demo", "\ufeff---\r\nname: demo\r\ndescription: D.\r\n---\r\nBody\r\n".encode())
+    _write(
+        tmp_path, "demo", "\ufeff---\r\nname: demo\r\ndescription: D.\r\n---\r\nBody\r\n".encode()
+    )
     (spec,) = read_skill_dir(tmp_path)
     assert spec.id == "demo"
     assert spec.body.strip() == "Body"
@@ -123,11 +125,17 @@ MALFORMED: dict[str, tuple[str | bytes, str]] = {
     "unclosed": ("---\nname: x\ndescription: D.\n# body\n", "front matter is not closed"),
     "bad-yaml": ("---\nname: [unclosed\ndescription: D.\n---\nbody\n", "not valid YAML"),
     "not-a-mapping": ("---\n- a\n- b\n---\nbody\n", "must be a mapping"),
-    "name-differs": ("---\nname: other\ndescription: D.\n---\nbody\n", "differs from the directory"),
+    "name-differs": (
+        "---\nname: other\ndescription: D.\n---\nbody\n",
+        "differs from the directory",
+    ),
     "no-name": ("---\ndescription: D.\n---\nbody\n", "has no 'name'"),
     "no-description": ("---\nname: {id}\n---\nbody\n", "has no 'description'"),
     "non-utf8": (b"---\nname: x\ndescription: caf\xe9\n---\nbody\n", "not UTF-8"),
-    "unknown-field": ("---\nname: {id}\ndescription: D.\nauthor: me\n---\nbody\n", "unknown front-matter field"),
+    "unknown-field": (
+        "---\nname: {id}\ndescription: D.\nauthor: me\n---\nbody\n",
+        "unknown front-matter field",
+    ),
 }
 
 

@@ -62,9 +62,7 @@ def test_names_follow_the_pattern(name: str) -> None:
 
 def test_model_spec_cost_and_priced() -> None:
     """`cost_usd` prices tokens per million; an unpriced spec refuses to compute cost."""
-    spec = ar.ModelSpec(
-        name="m", model="x/y", input_price_per_mtok=1.0, output_price_per_mtok=4.0
-    )
+    spec = ar.ModelSpec(name="m", model="x/y", input_price_per_mtok=1.0, output_price_per_mtok=4.0)
     assert spec.priced
     assert spec.cost_usd(1_000_000, 0) == pytest.approx(1.0)
     assert spec.cost_usd(1000, 500) == pytest.approx((1000 * 1.0 + 500 * 4.0) / 1e6)

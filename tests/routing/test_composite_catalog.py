@@ -83,7 +83,11 @@ async def test_fallback_skips_raising_and_abstaining(make_ctx: MakeCtx) -> None:
     assert decision.agents == ("general",)
     assert boom.calls == 1
     tried = decision.evidence["tried"]
-    assert tried[0] == {"strategy": "boom", "outcome": "error", "error": "ValueError: strategy exploded"}
+    assert tried[0] == {
+        "strategy": "boom",
+        "outcome": "error",
+        "error": "ValueError: strategy exploded",
+    }
     assert tried[1]["outcome"] == "abstain"
     assert tried[2]["outcome"] == "route"
 
@@ -135,7 +139,10 @@ def test_catalog_names() -> None:
         ({"strategy": "static", "params": {"choices": ["billing"]}}, Static),
         ({"strategy": "static", "params": {"choices": "billing"}}, Static),
         ({"strategy": "rules", "params": {"rules": [], "default": ["general"]}}, Rules),
-        ({"strategy": "first-match", "params": {"strategies": [{"strategy": "static"}]}}, FirstMatch),
+        (
+            {"strategy": "first-match", "params": {"strategies": [{"strategy": "static"}]}},
+            FirstMatch,
+        ),
         ({"strategy": "fallback", "params": {"strategies": [{"strategy": "static"}]}}, Fallback),
     ],
 )
@@ -155,7 +162,17 @@ async def test_build_nested_composites(make_ctx: MakeCtx) -> None:
                         "strategy": "first-match",
                         "params": {
                             "strategies": [
-                                {"strategy": "rules", "params": {"rules": [{"when": {"keywords": ["hacked"]}, "choose": ["security"]}]}},
+                                {
+                                    "strategy": "rules",
+                                    "params": {
+                                        "rules": [
+                                            {
+                                                "when": {"keywords": ["hacked"]},
+                                                "choose": ["security"],
+                                            }
+                                        ]
+                                    },
+                                },
                                 {"strategy": "static"},
                             ]
                         },
@@ -173,15 +190,23 @@ async def test_build_nested_composites(make_ctx: MakeCtx) -> None:
 
 def test_unknown_strategy_suggests_the_close_name() -> None:
     """A misspelt strategy name → ConfigurationError with did-you-mean and where."""
-    with pytest.raises(ar.ConfigurationError, match=r"g\.yaml: router\.agent: unknown strategy 'rulez' — did you mean 'rules'\?"):
+    with pytest.raises(
+        ar.ConfigurationError,
+        match=r"g\.yaml: router\.agent: unknown strategy 'rulez' — did you mean 'rules'\?",
+    ):
         build_strategy({"strategy": "rulez"}, "g.yaml: router.agent")
 
 
 def test_unknown_nested_strategy_names_its_position() -> None:
     """An unknown inner strategy is reported with its index in `strategies`."""
-    with pytest.raises(ar.ConfigurationError, match=r"agent\.strategies\[1\]: unknown strategy 'statc'"):
+    with pytest.raises(
+        ar.ConfigurationError, match=r"agent\.strategies\[1\]: unknown strategy 'statc'"
+    ):
         build_strategy(
-            {"strategy": "fallback", "params": {"strategies": [{"strategy": "static"}, {"strategy": "statc"}]}},
+            {
+                "strategy": "fallback",
+                "params": {"strategies": [{"strategy": "static"}, {"strategy": "statc"}]},
+            },
             "agent",
         )
 
@@ -192,7 +217,10 @@ def test_unknown_nested_strategy_names_its_position() -> None:
         ({}, r"needs 'strategy: <name>'"),
         ({"strategy": 3}, r"needs 'strategy: <name>'"),
         ({"strategy": "rules", "params": {"rulez": []}}, "bad parameters for strategy 'rules'"),
-        ({"strategy": "static", "params": {"choices": ["a"], "then": "loop"}}, "use 'finish' or 'route'"),
+        (
+            {"strategy": "static", "params": {"choices": ["a"], "then": "loop"}},
+            "use 'finish' or 'route'",
+        ),
         ({"strategy": "first-match", "params": {"strategies": []}}, "at least one strategy"),
         ({"strategy": "rules", "params": ["not", "a", "mapping"]}, "params"),
         ({"strategy": "fallback", "params": {"strategies": ["static"]}}, r"strategies\[0\]"),
@@ -232,8 +260,18 @@ ROUND_TRIP_CONFIGS: list[dict[str, Any]] = [
         "strategy": "rules",
         "params": {
             "rules": [
-                {"name": "both", "when": {"all": [{"keywords": ["charged"]}, {"not": {"regex": "once"}}]}, "choose": ["billing", "shipping"], "then": "finish"},
-                {"name": "vip", "when": {"metadata": {"key": "tier", "one_of": ["plus"]}}, "choose": ["security"], "then": "route"},
+                {
+                    "name": "both",
+                    "when": {"all": [{"keywords": ["charged"]}, {"not": {"regex": "once"}}]},
+                    "choose": ["billing", "shipping"],
+                    "then": "finish",
+                },
+                {
+                    "name": "vip",
+                    "when": {"metadata": {"key": "tier", "one_of": ["plus"]}},
+                    "choose": ["security"],
+                    "then": "route",
+                },
                 {"name": "long", "when": {"min_chars": 200}, "choose": ["general"]},
             ],
             "default": ["general"],
@@ -242,13 +280,25 @@ ROUND_TRIP_CONFIGS: list[dict[str, Any]] = [
     {"strategy": "rules", "params": {"rules": [{"when": {"keywords": ["x"]}, "choose": ["a"]}]}},
     {
         "strategy": "first-match",
-        "params": {"strategies": [{"strategy": "static"}, {"strategy": "static", "params": {"choices": ["general"]}}]},
+        "params": {
+            "strategies": [
+                {"strategy": "static"},
+                {"strategy": "static", "params": {"choices": ["general"]}},
+            ]
+        },
     },
     {
         "strategy": "fallback",
         "params": {
             "strategies": [
-                {"strategy": "first-match", "params": {"strategies": [{"strategy": "rules", "params": {"rules": [], "default": ["billing"]}}]}},
+                {
+                    "strategy": "first-match",
+                    "params": {
+                        "strategies": [
+                            {"strategy": "rules", "params": {"rules": [], "default": ["billing"]}}
+                        ]
+                    },
+                },
                 {"strategy": "static", "params": {"choices": ["general"]}},
             ]
         },
@@ -258,7 +308,7 @@ ROUND_TRIP_CONFIGS: list[dict[str, Any]] = [
 
 @pytest.mark.parametrize("config", ROUND_TRIP_CONFIGS, ids=lambda c: c["strategy"])
 def test_describe_round_trips_through_build(config: dict[str, Any]) -> None:
-    """config → strategy → describe → build → describe gives the same name and params."""
+    """Config → strategy → describe → build → describe gives the same name and params."""
     first = describe_strategy(build_strategy(config))
     again = describe_strategy(build_strategy(first))
     assert first["strategy"] == config["strategy"]
@@ -325,7 +375,12 @@ def test_protocols_are_runtime_checkable() -> None:
         async def learn(self, outcome: ar.Outcome) -> None:
             return None
 
-    for strategy in (Static("a"), Rules([], default=["a"]), FirstMatch([Static()]), Fallback([Static()])):
+    for strategy in (
+        Static("a"),
+        Rules([], default=["a"]),
+        FirstMatch([Static()]),
+        Fallback([Static()]),
+    ):
         assert isinstance(strategy, ar.RoutingStrategy)
         assert not isinstance(strategy, ar.LearningStrategy)
     assert isinstance(Learner(), ar.LearningStrategy)

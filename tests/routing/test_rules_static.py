@@ -83,7 +83,9 @@ async def test_abstains_without_default(make_ctx: MakeCtx) -> None:
 
 async def test_then_route_is_carried(make_ctx: MakeCtx) -> None:
     """A rule's `then='route'` reaches the decision; the default always finishes."""
-    rules = Rules([Rule("triage", ar.Keywords("help"), ("general",), then="route")], default=["general"])
+    rules = Rules(
+        [Rule("triage", ar.Keywords("help"), ("general",), then="route")], default=["general"]
+    )
     assert (await rules.route(make_ctx("help me"))).then == "route"
     assert (await rules.route(make_ctx("hi"))).then == "finish"
 
@@ -123,7 +125,11 @@ async def test_yaml_form_rules(make_ctx: MakeCtx) -> None:
     """Rules given as mappings (the YAML form) behave like Rule objects."""
     rules = Rules(
         [
-            {"name": "both", "when": {"all": [{"keywords": ["charged"]}, {"keywords": ["arrived"]}]}, "choose": ["billing", "shipping"]},
+            {
+                "name": "both",
+                "when": {"all": [{"keywords": ["charged"]}, {"keywords": ["arrived"]}]},
+                "choose": ["billing", "shipping"],
+            },
             {"when": {"keywords": "refund"}, "choose": "billing", "then": "route"},
         ],
         default=["general"],
@@ -141,15 +147,38 @@ async def test_yaml_form_rules(make_ctx: MakeCtx) -> None:
         ("refund", r"rules\[0\]: expected a Rule or a mapping"),
         ({"when": {"keywords": ["x"]}}, r"rules\[0\]: needs 'when'"),
         ({"choose": ["x"]}, r"rules\[0\]: needs 'when'"),
-        ({"when": {"keywords": ["x"]}, "choose": ["a"], "chose": ["b"]}, r"unknown field\(s\) \['chose'\]"),
+        (
+            {"when": {"keywords": ["x"]}, "choose": ["a"], "chose": ["b"]},
+            r"unknown field\(s\) \['chose'\]",
+        ),
         ({"when": {"keywords": ["x"]}, "choose": ["a"], "then": "loop"}, r"rules\[0\]\.then"),
         ({"when": {"keyword": ["x"]}, "choose": ["a"]}, r"rules\[0\]\.when: unknown signal"),
+        ({"when": {"keywords": ["x"]}, "choose": [1]}, r"rules\[0\]\.choose: expected a name"),
+        ({"when": {"keywords": ["x"]}, "choose": {"a": 1}}, r"rules\[0\]\.choose: expected a name"),
     ],
 )
 def test_bad_rule_config(rule: Any, message: str) -> None:
     """Malformed YAML-form rules → ConfigurationError naming the rule and the problem."""
     with pytest.raises(ar.ConfigurationError, match=message):
         Rules([rule], default=["general"])
+
+
+async def test_string_default_is_one_name(make_ctx: MakeCtx) -> None:
+    """`default="general"` (YAML `default: general`) is one agent, not seven characters."""
+    rules = Rules([], default="general")
+    assert rules.default == ("general",)
+    assert (await rules.route(make_ctx())).agents == ("general",)
+    built = ar.routing.build_strategy(
+        {"strategy": "rules", "params": {"rules": [], "default": "general"}}
+    )
+    assert (await built.route(make_ctx())).agents == ("general",)
+
+
+async def test_model_slot_rule_must_choose_one_model(make_ctx: MakeCtx) -> None:
+    """In the model slot, a choice of several models is a ConfigurationError (as for Static)."""
+    two = Rules([], default=["cheap", "strong"])
+    with pytest.raises(ar.ConfigurationError, match="exactly one model"):
+        await two.route(make_ctx(slot="model", agent="billing"))
 
 
 def test_rules_need_a_rule_or_a_default() -> None:
@@ -186,7 +215,9 @@ async def test_static_agent_slot(make_ctx: MakeCtx) -> None:
 
 async def test_static_skills_slot(make_ctx: MakeCtx) -> None:
     """Static in the skills slot gives its skills (and none is a valid choice)."""
-    two = await Static("refund-policy", "invoice-lookup").route(make_ctx(slot="skills", agent="billing"))
+    two = await Static("refund-policy", "invoice-lookup").route(
+        make_ctx(slot="skills", agent="billing")
+    )
     none = await Static().route(make_ctx(slot="skills", agent="billing"))
     assert two.skills == ("refund-policy", "invoice-lookup")
     assert two.agents == ()
@@ -211,3 +242,52 @@ def test_static_bad_then() -> None:
     with pytest.raises(ar.ConfigurationError, match="use 'finish' or 'route'"):
         Static("billing", then="loop")
     assert Static("a", "b", then="route").params() == {"choices": ["a", "b"], "then": "route"}
+
+
+# -- out-of-scope rules --------------------------------------------------------------------------
+
+
+async def test_out_of_scope_rule(make_ctx: MakeCtx) -> None:
+    """A rule with out_of_scope=True that fires decides `out_of_scope`, listed as a candidate."""
+    rules = Rules(
+        [
+            Rule("weather", ar.Keywords("weather", "forecast"), out_of_scope=True),
+            Rule("refund", ar.Keywords("refund"), ("billing",)),
+        ],
+        default=["general"],
+    )
+    decision = await rules.route(make_ctx("what's the weather, and a refund?"))
+    assert decision.outcome == "out_of_scope"
+    assert decision.agents == ()
+    assert decision.evidence["fired"] == ["weather", "refund"]
+    assert [(c.name, c.score) for c in decision.candidates] == [
+        ("<out_of_scope>", 1.0),
+        ("billing", 1.0),
+    ]
+    assert (await rules.route(make_ctx("refund"))).agents == ("billing",)
+
+
+async def test_out_of_scope_rule_yaml_form_round_trips(make_ctx: MakeCtx) -> None:
+    """`out_of_scope: true` in YAML builds the same rule, and params() round-trips it."""
+    rules = Rules([{"name": "weather", "when": {"keywords": ["weather"]}, "out_of_scope": True}])
+    assert rules.rules[0].out_of_scope
+    assert rules.params()["rules"][0] == {
+        "name": "weather",
+        "when": {"keywords": ["weather"], "mode": "any", "on": "task"},
+        "out_of_scope": True,
+        "then": "finish",
+    }
+    rebuilt = Rules(**rules.params())
+    assert rebuilt.params() == rules.params()
+    assert (await rebuilt.route(make_ctx("weather?"))).outcome == "out_of_scope"
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"choose": ("billing",), "out_of_scope": True}, {}],
+    ids=["both", "neither"],
+)
+def test_rule_needs_choose_or_out_of_scope(kwargs: dict[str, Any]) -> None:
+    """A rule must have either names to choose or out_of_scope=True, not both, not neither."""
+    with pytest.raises(ar.ConfigurationError, match="either `choose`"):
+        Rule("r", ar.Keywords("x"), **kwargs)

@@ -80,6 +80,13 @@ def test_keywords_bad_arguments() -> None:
         ar.Keywords("x", on="taks")  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("words", [("",), ("refund", "  ")])
+def test_keywords_refuse_blank_words(make_ctx: MakeCtx, words: tuple[str, ...]) -> None:
+    """A blank word would fire on every request; it is refused."""
+    with pytest.raises(ar.ConfigurationError, match="non-blank"):
+        ar.Keywords(*words)
+
+
 # -- Regex, Length, Metadata, Predicate ----------------------------------------------------------
 
 
@@ -134,7 +141,9 @@ def test_length_needs_a_bound() -> None:
 def test_metadata_equals(make_ctx: MakeCtx) -> None:
     """equals= fires only on that exact value, and not when the key is missing."""
     sig = ar.Metadata("tier", equals="plus")
-    assert sig.evaluate(make_ctx(metadata={"tier": "plus"})).detail == {"metadata": {"tier": "plus"}}
+    assert sig.evaluate(make_ctx(metadata={"tier": "plus"})).detail == {
+        "metadata": {"tier": "plus"}
+    }
     assert not sig.evaluate(make_ctx(metadata={"tier": "basic"})).matched
     assert not sig.evaluate(make_ctx(metadata={})).matched
 
@@ -259,7 +268,9 @@ def test_config_forms(make_ctx: MakeCtx) -> None:
     assert isinstance(signal_from_config({"not": {"regex": "a"}}), Not)
     sig = ar.Keywords("x")
     assert signal_from_config(sig) is sig
-    yaml_sig = signal_from_config({"all": [{"keywords": ["charged"]}, {"not": {"keywords": ["once"]}}]})
+    yaml_sig = signal_from_config(
+        {"all": [{"keywords": ["charged"]}, {"not": {"keywords": ["once"]}}]}
+    )
     assert yaml_sig.evaluate(make_ctx("charged twice")).matched
     assert not yaml_sig.evaluate(make_ctx("charged once")).matched
 

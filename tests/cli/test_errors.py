@@ -1,0 +1,100 @@
+"""Errors end the command with exit status 1 and one red line on stderr, never a traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from agentroute._demo import build_router
+from tests.cli.conftest import Invoke
+
+
+def test_unknown_run_id_is_one_line_with_a_hint(invoke: Invoke, db_url: str) -> None:
+    """An unknown run id exits 1 and points at `agentroute runs list` with the same --db."""
+    for command in (["show"], ["replay"], ["verify"], ["export"]):
+        result = invoke("runs", *command, "nosuchrun", "--db", db_url)
+        assert result.exit_code == 1, command
+        assert result.stderr == (
+            f"error: no run 'nosuchrun' in {db_url} "
+            f"(list ids with `agentroute runs list --db {db_url}`)\n"
+        )
+        assert "Traceback" not in result.output
+
+
+@pytest.fixture
+def twin_runs(db_url: str) -> tuple[str, str]:
+    """Two runs whose ids share the prefix `abcdef0`."""
+    router = build_router(store=db_url)
+    try:
+        first = router.run_sync("Where is my refund?", run_id="abcdef01" + "0" * 24).run_id
+        second = router.run_sync("Where is my parcel?", run_id="abcdef02" + "0" * 24).run_id
+    finally:
+        router.close()
+    return first, second
+
+
+def test_run_id_prefixes(invoke: Invoke, db_url: str, twin_runs: tuple[str, str]) -> None:
+    """A unique prefix of 6+ characters names a run.
+
+    An ambiguous prefix lists the candidates; a shorter one is refused.
+    """
+    first, second = twin_runs
+    result = invoke("runs", "show", "abcdef01", "--db", db_url)
+    assert result.exit_code == 0, result.output
+    assert first in result.stdout
+
+    result = invoke("runs", "show", "abcdef", "--db", db_url)
+    assert result.exit_code == 1
+    assert "ambiguous" in result.stderr
+    assert first in result.stderr
+    assert second in result.stderr
+
+    result = invoke("runs", "show", "abcde", "--db", db_url)
+    assert result.exit_code == 1
+    assert "at least 6 characters" in result.stderr
+
+
+@pytest.mark.parametrize("command", [["runs", "list"], ["demo"]])
+def test_unusable_database_path(invoke: Invoke, command: list[str]) -> None:
+    """A store in a directory that cannot exist is a clear one-line error with exit 1."""
+    result = invoke(*command, "--db", "sqlite:////proc/nope/x.db")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: ")
+    assert "/proc/nope" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_unsupported_store_url(invoke: Invoke) -> None:
+    """A URL of no supported scheme says which schemes work."""
+    result = invoke("runs", "list", "--db", "mysql://localhost/x")
+    assert result.exit_code == 1
+    assert "sqlite:///path.db" in result.stderr
+
+
+def test_db_defaults_to_the_environment(db_url: str) -> None:
+    """Without --db, AGENTROUTE_DB names the store."""
+    from typer.testing import CliRunner
+
+    from agentroute.cli import app
+
+    result = CliRunner(env={"AGENTROUTE_DB": db_url}).invoke(app, ["runs", "list"])
+    assert result.exit_code == 0, result.output
+    assert db_url in result.stdout
+
+
+def test_importing_the_cli_loads_no_engine() -> None:
+    """`agentroute --help` stays fast: importing the CLI loads no engine.
+
+    Neither LiteLLM, LangGraph nor SQLAlchemy (checked in a fresh interpreter).
+    """
+    code = (
+        "import sys, agentroute.cli; "
+        "heavy = [m for m in ('litellm', 'langgraph', 'sqlalchemy', 'sqlmodel') "
+        "if m in sys.modules]; print(heavy)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "[]"
