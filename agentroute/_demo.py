@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from agentroute.models import ModelClient, ModelRequest
 from agentroute.registry import Registry
 from agentroute.runtime import AgentContext, AgentResult, Router
+from agentroute.stores import TraceStore
 
 __all__ = ["DEMO_APP", "DEMO_TASKS", "build_registry", "build_router", "offline_client"]
 
@@ -143,7 +144,7 @@ def build_registry(model: str | None = None) -> Registry:
 
 def build_router(
     *,
-    store: str,
+    store: TraceStore | str,
     model: str | None = None,
     client: ModelClient | None = None,
     graph: str = "support-desk",

@@ -24,6 +24,7 @@ __all__ = [
     "db_flag",
     "echo_json",
     "fail",
+    "one_line",
     "opened_store",
     "resolve_run_id",
     "stderr",

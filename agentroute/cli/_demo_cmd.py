@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shlex
 from collections import Counter
 from collections.abc import Iterable
@@ -98,12 +97,11 @@ def _check_credentials(models: Iterable[ModelSpec]) -> None:
     Without this, every message would go through the model's retries before failing, and
     some providers report a missing key as a server error rather than an authentication one.
     """
-    # The provider → key-variable table lives with the LiteLLM client (models/ owns LiteLLM).
-    from agentroute.models._litellm import _expected_key_env
+    from agentroute.models import missing_api_key
 
     for spec in models:
-        env = _expected_key_env(spec)
-        if env and not os.environ.get(env):
+        env = missing_api_key(spec)
+        if env is not None:
             msg = (
                 f"--model {spec.model} needs the provider's API key, and {env} is not set: "
                 f"export {env}=... and run again, or leave out --model to use the offline model"

@@ -5,7 +5,7 @@ Importing this package does not import LiteLLM; it is loaded on the first call o
 
 from agentroute.models._budget import Budget, BudgetLedger, Reservation, estimate_cost_usd
 from agentroute.models._invoke import Attempt, CallResult, call_model
-from agentroute.models._litellm import LiteLLMClient
+from agentroute.models._litellm import LiteLLMClient, missing_api_key
 from agentroute.models._pricing import resolve_prices
 from agentroute.models._protocol import Message, ModelClient, ModelRequest, ModelResponse, Usage
 
@@ -23,5 +23,6 @@ __all__ = [
     "Usage",
     "call_model",
     "estimate_cost_usd",
+    "missing_api_key",
     "resolve_prices",
 ]

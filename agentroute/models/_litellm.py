@@ -12,6 +12,7 @@ import os
 import re
 import threading
 import time
+import warnings
 from types import ModuleType
 from typing import Any
 
@@ -29,7 +30,7 @@ from agentroute.errors import (
 from agentroute.models._protocol import ModelRequest, ModelResponse, Usage
 from agentroute.registry import ModelSpec
 
-__all__ = ["LiteLLMClient", "import_litellm"]
+__all__ = ["LiteLLMClient", "import_litellm", "missing_api_key"]
 
 _log = structlog.get_logger(__name__)
 
@@ -48,6 +49,15 @@ def import_litellm() -> ModuleType:
 
         # Otherwise LiteLLM prints provider hints to stdout; our errors carry the fix instead.
         litellm.suppress_debug_info = True
+        if not getattr(litellm, "_agentroute_warmed", False):
+            # LiteLLM's response models finish building on first use, and that build emits a
+            # pydantic UserWarning about a TypedDict ReadOnly qualifier. Build them once here,
+            # with only that warning silenced, so users (and `-W error` test suites) never see
+            # it from inside a call.
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=r".*ReadOnly qualifier.*")
+                litellm.ModelResponse()
+            litellm._agentroute_warmed = True
         return litellm
 
 
@@ -87,6 +97,14 @@ class LiteLLMClient:
         """
         spec = request.model
         api_key = _api_key(spec)
+        if api_key is None:
+            env = missing_api_key(spec)
+            if env is not None:
+                msg = (
+                    f"model {spec.name!r} ({spec.model}) needs an API key in {env}, which is "
+                    f"not set: export {env}=... (or set api_key_env on the model)"
+                )
+                raise ModelAuthError(msg, model=spec.name)
         litellm = import_litellm()
         kwargs: dict[str, Any] = {**self._extra, **spec.params}
         kwargs.update(
@@ -223,6 +241,21 @@ def _scrub(text: str, secret: str | None = None) -> str:
     for pattern, replacement in _SECRET_PATTERNS:
         text = pattern.sub(replacement, text)
     return text
+
+
+def missing_api_key(spec: ModelSpec) -> str | None:
+    """Name the environment variable the model's provider needs when it is not set.
+
+    Returns `None` when the key is set, when the provider needs none we know of (a local
+    Ollama), or when the spec points at its own `api_base` (a self-hosted compatible server
+    decides itself whether it wants a key).
+    """
+    if "api_base" in spec.params or "base_url" in spec.params:
+        return None
+    env = _expected_key_env(spec)
+    if env is None or os.environ.get(env):
+        return None
+    return env
 
 
 def _expected_key_env(spec: ModelSpec) -> str | None:

@@ -8,6 +8,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from agentroute._yaml import safe_load
 from agentroute.errors import ContentError
 from agentroute.registry._specs import Name
 
@@ -79,7 +80,7 @@ def read_graph_file(path: Path) -> GraphSpec:
         ContentError: The file is missing, not YAML, or does not fit `GraphSpec`.
     """
     try:
-        data: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data: Any = safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise ContentError(str(path), "no such file") from exc
     except (yaml.YAMLError, UnicodeDecodeError) as exc:

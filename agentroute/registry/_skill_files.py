@@ -8,6 +8,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from agentroute._yaml import safe_load
 from agentroute.errors import ContentError
 from agentroute.registry._specs import NAME_PATTERN, SkillSpec
 
@@ -70,7 +71,7 @@ def parse_skill_file(path: Path) -> SkillSpec:
             str(path), "front matter is not closed; add a line '---' after it"
         ) from None
     try:
-        meta: Any = yaml.safe_load("".join(lines[1:end])) or {}
+        meta: Any = safe_load("".join(lines[1:end])) or {}
     except yaml.YAMLError as exc:
         raise ContentError(str(path), f"front matter is not valid YAML: {exc}") from exc
     if not isinstance(meta, dict):

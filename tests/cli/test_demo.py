@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import pytest
 
+import agentroute._demo
 from agentroute._demo import DEMO_TASKS
 from agentroute.errors import ModelAuthError
-from agentroute.models import LiteLLMClient
 from agentroute.stores import open_store
+from agentroute.testing import ScriptedModelClient
 from tests.cli.conftest import DemoStore, Invoke, run_ids
 
 
@@ -83,27 +83,20 @@ def test_demo_with_a_real_model_and_no_key_names_the_variable(
     assert run_ids(db_url) == []
 
 
-@pytest.mark.slow  # builds a LiteLLM-priced registry: imports LiteLLM
 def test_demo_stops_at_the_first_model_failure(
     invoke: Invoke, db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """When the provider rejects a call, the demo stops after that run with its error.
+    """When the model rejects a call, the demo stops after that run with the model's error.
 
     The other messages are not sent (they would fail the same way); the failed run is stored.
     """
-    monkeypatch.setenv("OPENAI_API_KEY", "not-a-real-key")
-    calls: list[Any] = []
-
-    async def reject(self: Any, request: Any) -> Any:
-        calls.append(request)
-        msg = "the provider rejected the credentials; set OPENAI_API_KEY to a valid key"
-        raise ModelAuthError(msg, model=request.model.name)
-
-    monkeypatch.setattr(LiteLLMClient, "complete", reject)
-    result = invoke("demo", "--db", db_url, "--model", "openai/gpt-4o-mini")
+    refusal = ModelAuthError("the provider rejected the credentials", model="cheap")
+    client = ScriptedModelClient(default=refusal)
+    monkeypatch.setattr(agentroute._demo, "offline_client", lambda: client)
+    result = invoke("demo", "--db", db_url)
     assert result.exit_code == 1
     assert result.stderr.startswith("error: run ")
-    assert "rejected the credentials" in result.stderr
+    assert "ModelAuthError: the provider rejected the credentials" in result.stderr
     assert "Traceback" not in result.output
     assert len(run_ids(db_url)) == 1
-    assert calls
+    assert client.calls >= 1

@@ -151,6 +151,21 @@ def test_build_every_catalog_name(config: dict[str, Any], cls: type[Any]) -> Non
     assert type(build_strategy(config)) is cls
 
 
+@pytest.mark.parametrize("name", strategy_names())
+def test_every_catalog_name_builds_or_explains(name: str) -> None:
+    """Every registered name, given no params, builds a strategy or raises ConfigurationError."""
+    error: ar.ConfigurationError | None = None
+    try:
+        strategy = build_strategy({"strategy": name}, "slot")
+    except ar.ConfigurationError as exc:
+        error = exc
+    if error is not None:
+        assert str(error).startswith("slot: ")
+    else:
+        assert isinstance(strategy, ar.RoutingStrategy)
+        assert describe_strategy(strategy)["strategy"] == name
+
+
 async def test_build_nested_composites(make_ctx: MakeCtx) -> None:
     """Nested composites build recursively and route as configured."""
     strategy = build_strategy(

@@ -88,14 +88,13 @@ async def test_not_final_result_routes_again(
     make_router: MakeRouter, registry: ar.Registry
 ) -> None:
     """An agent returning AgentResult(final=False) makes the router route again with its answer."""
-    from agentroute.runtime import AgentResult
 
     @registry.agent
-    async def drafter(ctx: ar.AgentContext, task: str) -> AgentResult:
+    async def drafter(ctx: ar.AgentContext, task: str) -> ar.AgentResult:
         """Drafts, then asks for another step."""
         if ctx.previous is None:
-            return AgentResult(output="draft 1", final=False)
-        return AgentResult(output=f"final from {ctx.previous}")
+            return ar.AgentResult(output="draft 1", final=False)
+        return ar.AgentResult(output=f"final from {ctx.previous}")
 
     router = make_router(ar.Static("drafter"))
     result = await router.run("write")
@@ -221,10 +220,8 @@ async def test_history_is_visible_to_agents(make_router: MakeRouter, registry: a
     @registry.agent
     async def historian(ctx: ar.AgentContext, task: str) -> ar.AgentResult:
         """Records the history it sees; stops after three steps."""
-        from agentroute.runtime import AgentResult
-
         seen.append([(h.step, h.agents, h.answer) for h in ctx.history])
-        return AgentResult(output=f"s{ctx.step}", final=ctx.step == 2)
+        return ar.AgentResult(output=f"s{ctx.step}", final=ctx.step == 2)
 
     await make_router(ar.Static("historian")).run("go")
     assert seen == [
