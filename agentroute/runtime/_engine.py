@@ -303,7 +303,9 @@ class Engine:
         )
         decision = await self._decide(scope, ctx, strategy, branch=branch["agent"])
         if decision.outcome != "route":
-            return []
+            # No opinion: the agent keeps its declared skills, as without a skills strategy
+            # (to give no skills, a strategy routes with an empty choice).
+            return allowed
         return [router.registry.get_skill(s) for s in decision.skills]
 
     async def _route_model(self, scope: RunScope, branch: dict[str, Any]) -> str | None:
@@ -399,8 +401,6 @@ class Engine:
         )
         ok = [b for b in branches if b["error"] is None]
         budget = [b for b in branches if b.get("budget")]
-        if state["status"]:  # out-of-scope handler ran
-            return {}
         if budget:
             return {
                 "status": "budget_exhausted",
@@ -414,6 +414,8 @@ class Engine:
                 "error": first["error"],
                 "error_type": first["error_type"],
             }
+        if state["status"]:  # the out-of-scope handler answered
+            return {}
         go_on = state["then"] == "route" or any(not b["final"] for b in ok)
         if go_on:
             return {"step": state["step"] + 1, "previous": state["answer"]}

@@ -186,7 +186,13 @@ class Router:
                     f"{did_you_mean(slots.refiner.strategy, _REFINERS)}"
                 )
                 raise ConfigurationError(msg)
-            kwargs["refiner"] = factory(**slots.refiner.params)
+            try:
+                kwargs["refiner"] = factory(**slots.refiner.params)
+            except TypeError as exc:
+                msg = (
+                    f"{where}: router.refiner: bad parameters for {slots.refiner.strategy!r}: {exc}"
+                )
+                raise ConfigurationError(msg) from exc
         kwargs.update(overrides)
         return cls(registry, store=store or spec.store, client=client, **kwargs)
 
@@ -436,9 +442,12 @@ class Router:
             msg = "task must be a non-empty string"
             raise ConfigurationError(msg)
         self.compile()
+        store = store or self.store
+        if run_id is not None and await asyncio.to_thread(store.has_run, run_id):
+            msg = f"run id {run_id!r} is already in {store.url}; run ids must be new"
+            raise ConfigurationError(msg)
         run_id = run_id or uuid.uuid4().hex
         budget = budget or self.budget
-        store = store or self.store
         recorder = RunRecorder(run_id, store)
         if listener is not None:
             recorder.listen(listener)
@@ -475,7 +484,9 @@ class Router:
             self._engine.scopes.pop(run_id, None)
             structlog.contextvars.unbind_contextvars("run_id")
         status = final["status"] or "completed"
-        steps = final["step"] + 1
+        # Steps in which agents acted; a step refused by the limit or ended by the strategy
+        # deciding `finish` does not count.
+        steps = len(scope.history)
         agents = tuple(s.agents for s in scope.history)
         if status == "failed":
             err = AgentError(

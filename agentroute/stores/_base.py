@@ -10,6 +10,7 @@ from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from agentroute.errors import RunNotFound
 from agentroute.stores._records import (
     GENESIS_HASH,
     AgentOutputRecord,
@@ -111,7 +112,9 @@ def verify_chain(run_id: str, records: Sequence[TraceRecord]) -> VerifyReport:
             )
             prev = rec.prev_hash  # resynchronise so one deletion is reported once
         if rec.prev_hash != prev:
-            problems.append(f"seq {rec.seq} ({rec.kind}): prev_hash does not match seq {rec.seq - 1}")
+            problems.append(
+                f"seq {rec.seq} ({rec.kind}): prev_hash does not match seq {rec.seq - 1}"
+            )
         if rec.compute_hash() != rec.hash:
             problems.append(f"seq {rec.seq} ({rec.kind}): content does not match its hash (edited)")
         prev = rec.hash
@@ -189,6 +192,13 @@ class TraceStore(ABC):
         Raises:
             RunNotFound: No such run (the message lists how to find ids).
         """
+
+    def has_run(self, run_id: str) -> bool:
+        """Whether the store holds any record of `run_id`."""
+        try:
+            return bool(self._raw_records(run_id))
+        except RunNotFound:
+            return False
 
     @abstractmethod
     def run_ids(self) -> list[str]:

@@ -205,14 +205,6 @@ def test_unknown_run_trace(make_router: MakeRouter) -> None:
 # -- known bugs (outside tests' write area) ------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: runtime/_engine.py check_node returns {} as soon as `status` is set (out-of-scope "
-        "handler ran) before looking at failures: a failing handler yields status out_of_scope "
-        "with answer None and no error"
-    ),
-)
 async def test_failing_out_of_scope_handler_is_not_swallowed(
     make_router: MakeRouter, registry: ar.Registry
 ) -> None:
@@ -238,13 +230,6 @@ async def test_failing_out_of_scope_handler_is_not_swallowed(
     assert end.status == "failed"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: runtime/_router.py _run does not check that a caller-given run_id is new; a second "
-        "run appends a second chain (seq 0, 1, ...) to the same id and verify() fails"
-    ),
-)
 async def test_reusing_a_run_id_is_refused(make_router: MakeRouter) -> None:
     """A run_id already in the store is refused, and the first run's chain stays valid."""
     router = make_router(ar.Static("general"))

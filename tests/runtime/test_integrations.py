@@ -334,13 +334,6 @@ async def test_learning_errors_do_not_break_runs(make_router: MakeRouter) -> Non
     assert router.store.verify(result.run_id).ok
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: runtime/_router.py from_graph calls the refiner factory with **params unguarded "
-        "(line ~189): unknown refiner params raise a raw TypeError, not a ConfigurationError"
-    ),
-)
 def test_from_graph_bad_refiner_params_are_a_configuration_error(
     registry: ar.Registry, tmp_path: Path
 ) -> None:

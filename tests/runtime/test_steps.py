@@ -146,13 +146,6 @@ async def test_step_limit_ends_the_run_cleanly(
     assert router.store.verify(result.run_id).ok
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: runtime/_router.py computes steps = final['step'] + 1, counting the routing step "
-        "that was refused by the limit: steps == max_steps + 1"
-    ),
-)
 async def test_step_count_never_exceeds_max_steps(
     make_router: MakeRouter, registry: ar.Registry
 ) -> None:
