@@ -314,11 +314,57 @@ def _check_keys(obj: Mapping[str, Any], where: str) -> None:
             raise ConfigurationError(msg)
 
 
+def _keywords(obj: Mapping[str, Any], where: str) -> Signal:
+    words = obj["keywords"]
+    if isinstance(words, str):
+        words = [words]
+    return Keywords(*words, mode=obj.get("mode", "any"), on=obj.get("on", "task"))
+
+
+def _regex(obj: Mapping[str, Any], where: str) -> Signal:
+    return Regex(obj["regex"], ignore_case=obj.get("ignore_case", True), on=obj.get("on", "task"))
+
+
+def _length(obj: Mapping[str, Any], where: str) -> Signal:
+    return Length(min_chars=obj.get("min_chars"), max_chars=obj.get("max_chars"))
+
+
+def _metadata(obj: Mapping[str, Any], where: str) -> Signal:
+    spec = obj["metadata"]
+    if not isinstance(spec, Mapping) or "key" not in spec:
+        msg = f"{where}: metadata signal needs {{key: ..., equals: ...}}"
+        raise ConfigurationError(msg)
+    kwargs = {k: spec[k] for k in ("equals", "one_of") if k in spec}
+    return Metadata(spec["key"], **kwargs)
+
+
+def _parts(obj: Mapping[str, Any], key: str, where: str) -> list[Signal]:
+    parts = obj[key]
+    if not isinstance(parts, list) or not parts:
+        msg = f"{where}.{key}: expected a non-empty list of signals"
+        raise ConfigurationError(msg)
+    return [signal_from_config(p, f"{where}.{key}[{i}]") for i, p in enumerate(parts)]
+
+
+_BUILDERS: dict[str, Callable[[Mapping[str, Any], str], Signal]] = {
+    "keywords": _keywords,
+    "regex": _regex,
+    "min_chars": _length,
+    "max_chars": _length,
+    "metadata": _metadata,
+    "all": lambda obj, where: AllOf(*_parts(obj, "all", where)),
+    "any": lambda obj, where: AnyOf(*_parts(obj, "any", where)),
+    "not": lambda obj, where: Not(signal_from_config(obj["not"], f"{where}.not")),
+}
+"""The key that identifies a signal's config form → the function that builds it."""
+
+
 def signal_from_config(obj: Any, where: str = "signal") -> Signal:
     """Build a signal from its config form (as written in graph YAML).
 
     Forms: `{keywords: [..], mode: any|all}`, `{regex: "..."}`, `{min_chars: n, max_chars: m}`,
     `{metadata: {key: k, equals: v | one_of: [..]}}`, `{all: [..]}`, `{any: [..]}`, `{not: {..}}`.
+    `keywords` and `regex` take `on: task|previous` (what text they read).
 
     Raises:
         ConfigurationError: The form is not one of the above (names where it is).
@@ -328,39 +374,12 @@ def signal_from_config(obj: Any, where: str = "signal") -> Signal:
     if not isinstance(obj, Mapping) or not obj:
         msg = f"{where}: a signal must be a mapping such as {{keywords: [refund]}}, got {obj!r}"
         raise ConfigurationError(msg)
-    on = obj.get("on", "task")
     _check_keys(obj, where)
-    if "keywords" in obj:
-        words = obj["keywords"]
-        if isinstance(words, str):
-            words = [words]
-        return Keywords(*words, mode=obj.get("mode", "any"), on=on)
-    if "regex" in obj:
-        return Regex(obj["regex"], ignore_case=obj.get("ignore_case", True), on=on)
-    if "min_chars" in obj or "max_chars" in obj:
-        return Length(min_chars=obj.get("min_chars"), max_chars=obj.get("max_chars"))
-    if "metadata" in obj:
-        spec = obj["metadata"]
-        if not isinstance(spec, Mapping) or "key" not in spec:
-            msg = f"{where}: metadata signal needs {{key: ..., equals: ...}}"
-            raise ConfigurationError(msg)
-        kwargs: dict[str, Any] = {}
-        if "equals" in spec:
-            kwargs["equals"] = spec["equals"]
-        if "one_of" in spec:
-            kwargs["one_of"] = spec["one_of"]
-        return Metadata(spec["key"], **kwargs)
-    for key, cls in (("all", AllOf), ("any", AnyOf)):
-        if key in obj:
-            parts = obj[key]
-            if not isinstance(parts, list) or not parts:
-                msg = f"{where}.{key}: expected a non-empty list of signals"
-                raise ConfigurationError(msg)
-            return cls(*(signal_from_config(p, f"{where}.{key}[{i}]") for i, p in enumerate(parts)))
-    if "not" in obj:
-        return Not(signal_from_config(obj["not"], f"{where}.not"))
-    msg = (
-        f"{where}: unknown signal {sorted(obj)}; use keywords, regex, min_chars/max_chars, "
-        "metadata, all, any or not"
-    )
-    raise ConfigurationError(msg)
+    key = next((k for k in _BUILDERS if k in obj), None)
+    if key is None:
+        msg = (
+            f"{where}: unknown signal {sorted(map(str, obj))}; use keywords, regex, "
+            "min_chars/max_chars, metadata, all, any or not"
+        )
+        raise ConfigurationError(msg)
+    return _BUILDERS[key](obj, where)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-import pytest
-
 import agentroute as ar
 from agentroute.registry import LimitsSpec
 from agentroute.routing import RouteDecision, RoutingContext
