@@ -220,6 +220,7 @@ class Engine:
             model=model,
             output=result.output,
             final=result.final,
+            metadata=result.metadata,
             latency_ms=_ms(started),
         )
         del spec

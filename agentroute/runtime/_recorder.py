@@ -30,6 +30,18 @@ def remove_capture_sink(token: contextvars.Token[tuple[Sink, ...]]) -> None:
     _capture_sinks.reset(token)
 
 
+def _clean(value: Any) -> Any:
+    # PostgreSQL rejects NUL in text; a dropped row would break the run's chain. Replace it
+    # before sealing, so the hash covers exactly what every backend stores.
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd") if "\x00" in value else value
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    if isinstance(value, dict):
+        return {_clean(k): _clean(v) for k, v in value.items()}
+    return value
+
+
 class RunRecorder:
     """Chains one run's records (seq, prev_hash, hash) and appends them to the store.
 
@@ -54,6 +66,7 @@ class RunRecorder:
 
     def record(self, cls: type[Any], **fields: Any) -> Any:
         """Build, seal and append one record of type `cls`; return it."""
+        fields = {k: _clean(v) for k, v in fields.items()}
         with self._lock:
             rec = cls(
                 run_id=self.run_id,

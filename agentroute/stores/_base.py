@@ -105,11 +105,17 @@ def verify_chain(run_id: str, records: Sequence[TraceRecord]) -> VerifyReport:
     problems: list[str] = []
     ordered = sorted(records, key=lambda r: r.seq)
     prev = GENESIS_HASH
-    for expected_seq, rec in enumerate(ordered):
-        if rec.seq != expected_seq:
-            problems.append(
-                f"seq {expected_seq} is missing (next is {rec.seq}): a record was deleted"
+    expected_seq = 0
+    for rec in ordered:
+        if rec.seq < expected_seq:
+            problems.append(f"seq {rec.seq} appears more than once: a record was inserted")
+        elif rec.seq > expected_seq:
+            gap = (
+                f"seq {expected_seq}"
+                if rec.seq == expected_seq + 1
+                else f"seq {expected_seq}..{rec.seq - 1}"
             )
+            problems.append(f"{gap} missing (next is {rec.seq}): records were deleted")
             prev = rec.prev_hash  # resynchronise so one deletion is reported once
         if rec.prev_hash != prev:
             problems.append(
@@ -118,6 +124,7 @@ def verify_chain(run_id: str, records: Sequence[TraceRecord]) -> VerifyReport:
         if rec.compute_hash() != rec.hash:
             problems.append(f"seq {rec.seq} ({rec.kind}): content does not match its hash (edited)")
         prev = rec.hash
+        expected_seq = rec.seq + 1
     if not ordered or not isinstance(ordered[0], RunRecord):
         problems.append("the run's start record (seq 0) is missing")
     complete = any(isinstance(r, RunEndRecord) for r in ordered)

@@ -189,6 +189,8 @@ class AgentOutputRecord(_Record):
     output: str | None = None
     final: bool = True
     """Whether the agent considered its answer final."""
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    """What the agent returned in `AgentResult.metadata`."""
     latency_ms: float = 0.0
     error: str | None = None
     error_type: str | None = None

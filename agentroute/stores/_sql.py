@@ -182,6 +182,8 @@ class AgentOutputRow(_ChainedRow, table=True):
     model: str | None
     output: str | None
     final: bool
+    # `metadata` is taken by SQLAlchemy's declarative base; the column keeps the record's name.
+    metadata_: dict[str, Any] = Field(sa_column=Column("metadata", JSON, nullable=False))
     latency_ms: float
     error: str | None
     error_type: str | None

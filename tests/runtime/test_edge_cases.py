@@ -240,14 +240,6 @@ async def test_reusing_a_run_id_is_refused(make_router: MakeRouter) -> None:
     assert router.trace("dup").run.task == "first"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: AgentResult.metadata ('anything worth recording with the output') is dropped: "
-        "runtime/_engine.py _act never passes it and stores/_records.py AgentOutputRecord has "
-        "no metadata field"
-    ),
-)
 async def test_agent_result_metadata_is_recorded(
     make_router: MakeRouter, registry: ar.Registry
 ) -> None:

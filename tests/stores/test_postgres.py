@@ -164,3 +164,34 @@ def test_open_store_opens_postgres_urls(pg_url: str) -> None:
         store.close()
     with pytest.raises(StoreError, match="closed"):
         store.run_ids()
+
+
+async def test_nul_characters_in_a_run_are_stored_and_verify(pg_url: str) -> None:
+    """An agent output with NUL bytes (PostgreSQL rejects them in text) still lands whole.
+
+    The recorder replaces NUL before sealing, so the chain verifies on PostgreSQL too.
+    """
+    import agentroute as ar
+    from agentroute.testing import ScriptedModelClient
+
+    registry = ar.Registry()
+    registry.model("m", "x/m", input_price_per_mtok=1.0, output_price_per_mtok=1.0)
+
+    @registry.agent
+    async def echo(ctx: ar.AgentContext, task: str) -> str:
+        """Echoes with a NUL."""
+        return "before\x00after " + await ctx.complete(task)
+
+    store = SqlTraceStore(pg_url)
+    try:
+        router = ar.Router(
+            registry, agent=ar.Static("echo"), store=store, client=ScriptedModelClient()
+        )
+        result = await router.run("hello\x00world")
+        trace = router.trace(result.run_id)
+        assert trace.run.task == "hello\ufffdworld"
+        assert trace.outputs[0].output is not None
+        assert "\x00" not in trace.outputs[0].output
+        assert store.verify(result.run_id).ok
+    finally:
+        store.close()
