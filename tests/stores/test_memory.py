@@ -19,7 +19,6 @@ class TestInMemoryTraceStore(TraceStoreConformance):
 def test_verify_reports_each_gap_once_and_duplicates() -> None:
     """`verify_chain` reports a deletion once (not every later record) and a duplicated seq."""
     from agentroute.stores import verify_chain
-
     from tests.stores.conformance import make_run
 
     records = make_run("r")
