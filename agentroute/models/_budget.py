@@ -12,7 +12,14 @@ from agentroute.errors import BudgetExceeded
 from agentroute.models._protocol import ModelRequest
 from agentroute.registry import ModelSpec
 
-__all__ = ["Budget", "BudgetLedger", "Reservation", "estimate_cost_usd", "estimate_input_tokens"]
+__all__ = [
+    "Budget",
+    "BudgetLedger",
+    "Reservation",
+    "estimate_cost_usd",
+    "estimate_input_tokens",
+    "open_ledger",
+]
 
 
 class Budget(BaseModel):
@@ -116,3 +123,14 @@ class BudgetLedger:
         """Drop a reservation whose call cost nothing (it failed before being charged)."""
         with self._lock:
             self._open.pop(reservation.id, None)
+
+
+def open_ledger(budget: Budget | None, store: object = None) -> BudgetLedger:
+    """The ledger a run charges its calls to.
+
+    Args:
+        budget: The run's budget (`None` = unlimited).
+        store: The run's trace store (where ledgers shared between runs will live).
+    """
+    del store
+    return BudgetLedger(budget)

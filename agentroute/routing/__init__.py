@@ -1,6 +1,11 @@
 """Who acts, with what, on which model: the routing protocol and the built-in strategies."""
 
-from agentroute.routing._catalog import build_strategy, register_strategy, strategy_names
+from agentroute.routing._catalog import (
+    build_refiner,
+    build_strategy,
+    register_strategy,
+    strategy_names,
+)
 from agentroute.routing._composite import Fallback, FirstMatch
 from agentroute.routing._describe import describe_strategy
 from agentroute.routing._protocol import (
@@ -62,6 +67,7 @@ __all__ = [
     "Slot",
     "Static",
     "StepView",
+    "build_refiner",
     "build_strategy",
     "describe_strategy",
     "register_strategy",

@@ -12,7 +12,8 @@ from typing import Any
 import structlog
 
 from agentroute.errors import AgentError, ConfigurationError, RunError, did_you_mean
-from agentroute.models import Budget, BudgetLedger, ModelClient, resolve_prices
+from agentroute.models import Budget, ModelClient, resolve_prices
+from agentroute.models._budget import open_ledger
 from agentroute.registry import GraphSpec, LimitsSpec, ModelSpec, Registry
 from agentroute.routing import (
     JoinAnswers,
@@ -20,6 +21,7 @@ from agentroute.routing import (
     Outcome,
     RefineStrategy,
     RoutingStrategy,
+    build_refiner,
     build_strategy,
     describe_strategy,
 )
@@ -40,8 +42,6 @@ from agentroute.stores import (
 __all__ = ["Router"]
 
 log = structlog.get_logger(__name__)
-
-_REFINERS: dict[str, type[Any]] = {"join": JoinAnswers}
 
 DEFAULT_OUT_OF_SCOPE_MESSAGE = (
     "Sorry — this request is outside what I can help with here. "
@@ -179,20 +179,9 @@ class Router:
             "name": spec.name,
         }
         if slots.refiner is not None:
-            factory = _REFINERS.get(slots.refiner.strategy)
-            if factory is None:
-                msg = (
-                    f"{where}: router.refiner: unknown refiner {slots.refiner.strategy!r}"
-                    f"{did_you_mean(slots.refiner.strategy, _REFINERS)}"
-                )
-                raise ConfigurationError(msg)
-            try:
-                kwargs["refiner"] = factory(**slots.refiner.params)
-            except TypeError as exc:
-                msg = (
-                    f"{where}: router.refiner: bad parameters for {slots.refiner.strategy!r}: {exc}"
-                )
-                raise ConfigurationError(msg) from exc
+            kwargs["refiner"] = build_refiner(
+                slots.refiner.model_dump(), f"{where}: router.refiner"
+            )
         kwargs.update(overrides)
         return cls(registry, store=store or spec.store, client=client, **kwargs)
 
@@ -218,20 +207,12 @@ class Router:
             value = config.get(name)
             return build_strategy(value, f"recorded router.{name}") if value else None
 
-        refiner_cfg = config.get("refiner") or {"strategy": "join", "params": {}}
-        factory = _REFINERS.get(refiner_cfg["strategy"])
-        if factory is None:
-            msg = (
-                f"recorded refiner {refiner_cfg['strategy']!r} is not in the catalog; build the "
-                "router in Python and pass it to replay(run_id, router=...)"
-            )
-            raise ConfigurationError(msg)
         return cls(
             registry,
             agent=slot("agent"),
             skills=slot("skills"),
             model=slot("model"),
-            refiner=factory(**refiner_cfg.get("params", {})),
+            refiner=build_refiner(config.get("refiner"), "recorded router.refiner"),
             store=store,
             client=client,
             agents=config.get("agents"),
@@ -260,6 +241,12 @@ class Router:
             raise ConfigurationError(msg)
         for name in self.registry.models:
             self.priced_model(name)
+        for strategy in (self.agent_strategy, self.skills_strategy, self.model_strategy):
+            check = getattr(strategy, "validate", None)
+            if callable(check):
+                # Strategies with structural needs (a layered graph, declared tiers, examples)
+                # fail here, at compile time, with a ConfigurationError.
+                check(self.registry, self.agent_candidates())
         self._compiled = self._engine.build().compile(checkpointer=self.checkpointer)
         return self
 
@@ -455,7 +442,7 @@ class Router:
             run_id=run_id,
             task=task,
             recorder=recorder,
-            ledger=BudgetLedger(budget),
+            ledger=open_ledger(budget, store),
             client=client or self.client,
             metadata=dict(metadata or {}),
             seed=seed if seed is not None else int(uuid.UUID(hex=_hex32(run_id)).int % 2**31),
