@@ -56,8 +56,15 @@ from agentroute.routing import (
 from agentroute.stores import InMemoryTraceStore, TraceStore, open_store
 
 if TYPE_CHECKING:
+    from agentroute._replay import (
+        RecordedModelClient,
+        ReplayReport,
+        StepDiff,
+        UnobservedCall,
+        replay,
+        replay_sync,
+    )
     from agentroute.models import LiteLLMClient
-    from agentroute.replay import ReplayReport, replay
     from agentroute.runtime import AgentContext, AgentResult, Router, RunResult, SkillSet
     from agentroute.stores import SqlTraceStore
 
@@ -90,6 +97,7 @@ __all__ = [
     "ModelSpec",
     "Outcome",
     "Predicate",
+    "RecordedModelClient",
     "RefineStrategy",
     "Regex",
     "Registry",
@@ -108,12 +116,15 @@ __all__ = [
     "SkillSpec",
     "SqlTraceStore",
     "Static",
+    "StepDiff",
     "StoreError",
     "TaskSpec",
     "TraceStore",
+    "UnobservedCall",
     "__version__",
     "open_store",
     "replay",
+    "replay_sync",
 ]
 
 # Names whose modules import heavy engines (LangGraph, LiteLLM, SQLAlchemy): loaded on first use.
@@ -125,8 +136,12 @@ _LAZY = {
     "SkillSet": "agentroute.runtime",
     "LiteLLMClient": "agentroute.models",
     "SqlTraceStore": "agentroute.stores",
-    "replay": "agentroute.replay",
-    "ReplayReport": "agentroute.replay",
+    "replay": "agentroute._replay",
+    "replay_sync": "agentroute._replay",
+    "ReplayReport": "agentroute._replay",
+    "StepDiff": "agentroute._replay",
+    "RecordedModelClient": "agentroute._replay",
+    "UnobservedCall": "agentroute._replay",
 }
 
 

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import agentroute as ar
 from agentroute._demo import DEMO_TASKS, build_router
-from agentroute.replay import replay_sync
 
 
 def main(db: str) -> None:
@@ -25,13 +24,13 @@ def main(db: str) -> None:
         )
 
     first = results[0].run_id
-    exact = replay_sync(first, router)
+    exact = ar.replay_sync(first, router)
     print(f"exact replay: identical={exact.identical}, served={exact.model_calls_served}")
 
     other = ar.Router(
         router.registry, agent=ar.Static("general"), store=router.store, name="everything-general"
     )
-    counter = replay_sync(first, other)
+    counter = ar.replay_sync(first, other)
     print(f"counterfactual: {len(counter.divergences)} divergences")
     for d in counter.divergences:
         print(

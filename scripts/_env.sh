@@ -14,4 +14,15 @@ if [ ! -x .venv/bin/python ]; then
   $UV venv --quiet --python "$PY" .venv
 fi
 # PYTHONDONTWRITEBYTECODE may be set: compile bytecode at install time instead.
-ar_install() { $UV pip install --quiet --python .venv/bin/python --compile-bytecode "$@"; }
+# torch==2.13.0 (embeddings extra) must come from a CPU wheel: a local wheel directory is
+# searched first when there is one (PIP_FIND_LINKS or /opt/wheels), else PyPI's CPU index.
+FIND_LINKS=()
+for d in ${PIP_FIND_LINKS:-} /opt/wheels; do
+  [ -d "$d" ] && FIND_LINKS+=(--find-links "$d")
+done
+if [ ${#FIND_LINKS[@]} -eq 0 ]; then
+  FIND_LINKS=(--extra-index-url https://download.pytorch.org/whl/cpu --index-strategy unsafe-best-match)
+fi
+ar_install() {
+  $UV pip install --quiet --python .venv/bin/python --compile-bytecode "${FIND_LINKS[@]}" "$@"
+}

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Install agentroute with its dev extras and run the whole test suite (PostgreSQL tests use the
+# Install agentroute with its dev and embeddings extras and run the whole test suite (PostgreSQL tests use the
 # server at AGENTROUTE_TEST_PG, default postgresql://postgres@127.0.0.1:5432/test).
 source "$(dirname "$0")/_env.sh"
-ar_install -e ".[dev]"
+ar_install -e ".[dev,embeddings]"
 set +e
 .venv/bin/python -m pytest "$@"
 status=$?

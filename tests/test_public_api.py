@@ -10,6 +10,10 @@ import pytest
 import agentroute
 
 EXPECTED = {
+    "replay_sync",
+    "UnobservedCall",
+    "StepDiff",
+    "RecordedModelClient",
     "AgentContext",
     "AgentError",
     "AgentResult",
@@ -115,10 +119,26 @@ def test_each_subpackage_declares_all() -> None:
         "models",
         "stores",
         "errors",
-        "replay",
         "testing",
+        "routing.embeddings",
     ):
         module = importlib.import_module(f"agentroute.{mod}")
         assert module.__all__, mod
         for name in module.__all__:
             assert hasattr(module, name), f"agentroute.{mod}.{name}"
+
+
+def test_replay_function_survives_module_imports() -> None:
+    """`agentroute.replay` stays the function after every agentroute module is imported.
+
+    (A submodule named like a package attribute would replace it on import.)
+    """
+    import importlib
+    import pkgutil
+
+    for info in pkgutil.walk_packages(agentroute.__path__, "agentroute."):
+        if ".cli" in info.name or info.name.endswith("__main__"):
+            continue
+        importlib.import_module(info.name)
+    assert callable(agentroute.replay)
+    assert agentroute.replay.__module__ == "agentroute._replay"

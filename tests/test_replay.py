@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 import agentroute as ar
+from agentroute import RecordedModelClient, replay
 from agentroute.errors import ConfigurationError, ModelUnavailable, RunNotFound
-from agentroute.replay import RecordedModelClient, replay
 from agentroute.testing import ForbiddenModelClient, ScriptedModelClient
 
 FAST = ar.RetryPolicy(max_attempts=3, initial_backoff_s=0, jitter=False)

@@ -20,7 +20,7 @@ from agentroute.cli._common import one_line
 from agentroute.cli._digest import RunDigest
 
 if TYPE_CHECKING:
-    from agentroute.replay import ReplayReport, StepDiff
+    from agentroute import ReplayReport, StepDiff
     from agentroute.stores import (
         AgentOutputRecord,
         DecisionRecord,

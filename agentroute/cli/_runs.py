@@ -37,9 +37,9 @@ from agentroute.errors import ConfigurationError, ModelBadRequest
 from agentroute.stores import RunStatus
 
 if TYPE_CHECKING:
+    from agentroute import ReplayReport
     from agentroute.models import ModelRequest, ModelResponse
     from agentroute.registry import Registry
-    from agentroute.replay import ReplayReport
     from agentroute.runtime import Router
     from agentroute.stores import TraceStore
 
@@ -172,7 +172,7 @@ def replay(
     input is routed by another layout (a counterfactual); outputs the recording does not hold
     are marked unobserved.
     """
-    from agentroute.replay import replay as replay_run
+    from agentroute import replay as replay_run
 
     with opened_store(db) as store:
         run_id = resolve_run_id(store, run, db)
