@@ -35,6 +35,8 @@ async def retry_async(
 
     Only exceptions for which `retry_on` is true are retried; the last one is re-raised as is.
     """
+    if policy.max_attempts <= 1:  # the common case for agents: no retry machinery at all
+        return await attempt(1)
     # initial * multiplier**(n-1), capped; jitter adds up to half the initial wait.
     wait: Any = wait_exponential(
         multiplier=policy.initial_backoff_s,

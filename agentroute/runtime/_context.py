@@ -101,7 +101,6 @@ class AgentContext:
         history: Earlier steps.
         state: Free per-run scratch space shared by the run's agents (not persisted).
         metadata: Caller-supplied run metadata.
-        log: A structlog logger bound with run_id, step and agent.
     """
 
     run_id: str
@@ -113,7 +112,6 @@ class AgentContext:
     history: tuple[StepView, ...]
     state: dict[str, Any]
     metadata: Mapping[str, Any]
-    log: Any
     _complete: _Completer = field(repr=False)
     _budget: Any = field(repr=False)
     _loop: asyncio.AbstractEventLoop = field(repr=False)
@@ -164,6 +162,11 @@ class AgentContext:
             self._loop,
         )
         return future.result()
+
+    @property
+    def log(self) -> Any:
+        """A structlog logger bound with run_id, step and agent (bound when first used)."""
+        return bound_logger(self.run_id, self.step, self.agent)
 
     @property
     def budget(self) -> BudgetView:

@@ -37,7 +37,7 @@ from agentroute.routing import (
     StepView,
     describe_strategy,
 )
-from agentroute.runtime._context import AgentContext, AgentResult, SkillSet, bound_logger
+from agentroute.runtime._context import AgentContext, AgentResult, SkillSet
 from agentroute.runtime._scope import RunScope
 from agentroute.stores import AgentOutputRecord, CandidateRecord, DecisionRecord, ModelCallRecord
 
@@ -81,6 +81,20 @@ class Engine:
     def __init__(self, router: Router) -> None:
         self.router = router
         self.scopes: dict[str, RunScope] = {}
+        self._described: dict[int, tuple[str, dict[str, Any]]] = {}
+
+    def describe(self, strategy: object) -> dict[str, Any]:
+        """`describe_strategy`, cached per strategy object and version.
+
+        Parameters are static between versions; a learning strategy bumps `version` when its
+        state changes.
+        """
+        version = str(getattr(strategy, "version", "1"))
+        cached = self._described.get(id(strategy))
+        if cached is None or cached[0] != version:
+            cached = (version, describe_strategy(strategy))
+            self._described[id(strategy)] = cached
+        return cached[1]
 
     # -- graph -------------------------------------------------------------------------------
 
@@ -95,12 +109,16 @@ class Engine:
         graph.add_conditional_edges("route", self.fan_out, ["act", END])
         graph.add_edge("act", "refine")
         graph.add_edge("refine", "check")
-        graph.add_conditional_edges(
-            "check", lambda s: END if s["status"] else "route", ["route", END]
-        )
+        graph.add_conditional_edges("check", self.after_check, ["route", END])
         return graph
 
-    def fan_out(self, state: RunState) -> list[Send] | str:
+    # Edge functions are async: LangGraph runs sync ones in a worker thread under `ainvoke`,
+    # which costs two thread hand-offs per step.
+    async def after_check(self, state: RunState) -> str:
+        """Route again, or end."""
+        return END if state["status"] else "route"
+
+    async def fan_out(self, state: RunState) -> list[Send] | str:
         """One `act` branch per chosen agent, or the end."""
         if state["status"] and not state["agents"]:
             return END
@@ -267,7 +285,6 @@ class Engine:
             history=tuple(scope.history),
             state=scope.state,
             metadata=scope.metadata,
-            log=bound_logger(scope.run_id, step, agent),
             _complete=complete,
             _budget=scope.ledger,
             _loop=loop,
@@ -337,7 +354,7 @@ class Engine:
             return {"answer": next(iter(answers.values()))}
         refiner = self.router.refiner
         started = time.perf_counter()
-        described = describe_strategy(refiner)
+        described = self.describe(refiner)
 
         async def complete(prompt: Any, **kw: Any) -> str:
             return await self.complete(
@@ -459,7 +476,7 @@ class Engine:
     async def _decide(
         self, scope: RunScope, ctx: RoutingContext, strategy: RoutingStrategy, *, branch: str
     ) -> RouteDecision:
-        described = describe_strategy(strategy)
+        described = self.describe(strategy)
         started = time.perf_counter()
         base = {
             "step": ctx.step,

@@ -136,6 +136,7 @@ class Router:
         self._engine = Engine(self)
         self._compiled: Any = None
         self._priced: dict[str, tuple[ModelSpec, ModelSpec]] = {}
+        self._learners: list[LearningStrategy] = []
 
     # -- construction ------------------------------------------------------------------------
 
@@ -247,6 +248,11 @@ class Router:
                 # Strategies with structural needs (a layered graph, declared tiers, examples)
                 # fail here, at compile time, with a ConfigurationError.
                 check(self.registry, self.agent_candidates())
+        self._learners = [
+            s
+            for s in (self.agent_strategy, self.skills_strategy, self.model_strategy)
+            if isinstance(s, LearningStrategy)
+        ]
         self._compiled = self._engine.build().compile(checkpointer=self.checkpointer)
         return self
 
@@ -267,12 +273,13 @@ class Router:
 
     def config(self) -> dict[str, Any]:
         """The router's configuration as recorded with each run (graph YAML form per slot)."""
+        describe = self._engine.describe
         return {
             "name": self.name,
-            "agent": describe_strategy(self.agent_strategy),
-            "skills": describe_strategy(self.skills_strategy) if self.skills_strategy else None,
-            "model": describe_strategy(self.model_strategy) if self.model_strategy else None,
-            "refiner": describe_strategy(self.refiner),
+            "agent": describe(self.agent_strategy),
+            "skills": describe(self.skills_strategy) if self.skills_strategy else None,
+            "model": describe(self.model_strategy) if self.model_strategy else None,
+            "refiner": describe(self.refiner),
             "agents": list(self.agents) if self.agents is not None else None,
             "limits": self.limits.model_dump(),
             "out_of_scope": self.out_of_scope,
@@ -442,7 +449,7 @@ class Router:
             run_id=run_id,
             task=task,
             recorder=recorder,
-            ledger=open_ledger(budget, store),
+            ledger=open_ledger(budget, store, run_id=run_id),
             client=client or self.client,
             metadata=dict(metadata or {}),
             seed=seed if seed is not None else int(uuid.UUID(hex=_hex32(run_id)).int % 2**31),
@@ -490,12 +497,12 @@ class Router:
                 error_type=final["error_type"],
                 steps=steps,
             )
-            if self.durable:
+            if self.durable and type(store).flush is not TraceStore.flush:
                 await asyncio.to_thread(store.flush)
             raise err
         answer = final["answer"]
         self._end(scope, status=status, reason=final["reason"], answer=answer, steps=steps)
-        if self.durable:
+        if self.durable and type(store).flush is not TraceStore.flush:
             await asyncio.to_thread(store.flush)
         result = RunResult(
             run_id=run_id,
@@ -555,6 +562,8 @@ class Router:
         )
 
     async def _learn(self, scope: RunScope, result: RunResult, score: float | None = None) -> None:
+        if not self._learners:
+            return
         outcome = Outcome(
             run_id=result.run_id,
             task=scope.task,
@@ -569,17 +578,17 @@ class Router:
         await self._learn_outcome(outcome)
 
     async def _learn_outcome(self, outcome: Outcome) -> None:
-        for strategy in (self.agent_strategy, self.skills_strategy, self.model_strategy):
-            if isinstance(strategy, LearningStrategy):
-                try:
-                    await strategy.learn(outcome)
-                except Exception as exc:  # learning never breaks serving
-                    log.warning(
-                        "learning failed",
-                        strategy=describe_strategy(strategy)["strategy"],
-                        run_id=outcome.run_id,
-                        error=f"{type(exc).__name__}: {exc}",
-                    )
+        self.compile()  # resolves the learning strategies once
+        for strategy in self._learners:
+            try:
+                await strategy.learn(outcome)
+            except Exception as exc:  # learning never breaks serving
+                log.warning(
+                    "learning failed",
+                    strategy=describe_strategy(strategy)["strategy"],
+                    run_id=outcome.run_id,
+                    error=f"{type(exc).__name__}: {exc}",
+                )
 
     # -- after the run -----------------------------------------------------------------------
 
