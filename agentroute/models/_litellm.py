@@ -16,8 +16,7 @@ import warnings
 from types import ModuleType
 from typing import Any
 
-import structlog
-
+from agentroute._log import get_logger
 from agentroute.errors import (
     ModelAuthError,
     ModelBadRequest,
@@ -32,7 +31,7 @@ from agentroute.registry import ModelSpec
 
 __all__ = ["LiteLLMClient", "import_litellm", "missing_api_key"]
 
-_log = structlog.get_logger(__name__)
+_log = get_logger(__name__)
 
 _import_lock = threading.Lock()
 
