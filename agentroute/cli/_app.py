@@ -15,6 +15,7 @@ from typer.core import TyperGroup
 from agentroute.cli._common import fail
 from agentroute.cli._demo_cmd import demo
 from agentroute.cli._eval import eval_app
+from agentroute.cli._pheromones import pheromones_app
 from agentroute.cli._runs import runs_app
 from agentroute.errors import AgentRouteError
 
@@ -45,6 +46,7 @@ app = typer.Typer(
 app.command("demo")(demo)
 app.add_typer(runs_app)
 app.add_typer(eval_app)
+app.add_typer(pheromones_app)
 
 
 def _version(value: bool) -> None:

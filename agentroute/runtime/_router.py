@@ -243,6 +243,11 @@ class Router:
         for name in self.registry.models:
             self.priced_model(name)
         for strategy in (self.agent_strategy, self.skills_strategy, self.model_strategy):
+            bind = getattr(strategy, "bind_store", None)
+            if callable(bind):
+                # Learning strategies keep their state (pheromones, memories) in the trace
+                # store, versioned, so several processes learn into the same tables.
+                bind(self.store)
             check = getattr(strategy, "validate", None)
             if callable(check):
                 # Strategies with structural needs (a layered graph, declared tiers, examples)
@@ -648,7 +653,14 @@ class Router:
         return record
 
     def close(self) -> None:
-        """Flush and close the trace store."""
+        """Stop strategies' background work, then flush and close the trace store.
+
+        Strategies with a `close()` (e.g. a learning worker) are stopped first.
+        """
+        for strategy in (self.agent_strategy, self.skills_strategy, self.model_strategy):
+            stop = getattr(strategy, "close", None)
+            if callable(stop):
+                stop()
         self.store.close()
 
     def __repr__(self) -> str:

@@ -79,7 +79,9 @@ def test_db_defaults_to_the_environment(db_url: str) -> None:
 
     from agentroute.cli import app
 
-    result = CliRunner(env={"AGENTROUTE_DB": db_url}).invoke(app, ["runs", "list"])
+    result = CliRunner(env={"AGENTROUTE_DB": db_url, "COLUMNS": "250"}).invoke(
+        app, ["runs", "list"]
+    )
     assert result.exit_code == 0, result.output
     assert db_url in result.stdout
 

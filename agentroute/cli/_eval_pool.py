@@ -1,0 +1,429 @@
+"""`agentroute eval pool`: an online learning router over a pool with recorded outcomes.
+
+```text
+agentroute eval pool --outcomes OUTCOMES.jsonl
+    [--strategy ant-colony|ucb|epsilon-greedy|random|best-single]
+    [--tasks-from text|field] [--clusters 8] [--seed 0] [--json]
+```
+
+OUTCOMES lines: `{"id", "text", "task"?, "outcomes": {agent: score 0..1}, "costs"?: {agent: $}}`.
+The queries are streamed once, in file order: for each, the strategy picks one agent among
+those with a recorded outcome, receives that outcome as its reward (and its cost), and learns
+before the next query. Nothing is known in advance.
+
+Task types:
+
+- `--tasks-from field`: the lines' `task` (a line without one is task `unknown`); the mixture
+  is one-hot.
+- `--tasks-from text` (default when a line lacks `task`): inferred from the text alone by
+  `OnlineClusterIntent` — the bundled MiniLM embeds each query, sequential k-means
+  (`--clusters` centroids, seeded by the first distinct queries) assigns it, and the mixture
+  is a softmax of its similarities to the centroids. The bandits use the nearest cluster.
+
+Strategies: `ant-colony` (`AntColony` with its defaults; a feedback score ≥ 0.5 is an accepted
+path; learning is applied in batches of `batch_size`, as its background worker does), `ucb`
+(UCB1 per task type), `epsilon-greedy` (ε = 0.1 per task type), `random`, and `best-single`
+(the best agent in hindsight, a reference that cheats).
+
+Metrics: `quality` (mean score of the picks), `cost` (total dollars of the picks),
+`best_single_*` (the agent with the best mean score over the file), `oracle_quality` (best score
+per query), `regret` (cumulative regret against the best single agent in hindsight:
+Σ best-single score − score) and `regret_oracle` (against the per-query oracle).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import typer
+
+from agentroute.cli._common import echo_json, stderr, stdout
+from agentroute.errors import ConfigurationError
+
+__all__ = ["PoolReport", "evaluate_pool", "read_outcomes", "register"]
+
+
+class PoolStrategy(StrEnum):
+    """Strategies `eval pool` can run."""
+
+    ant_colony = "ant-colony"
+    ucb = "ucb"
+    epsilon_greedy = "epsilon-greedy"
+    random = "random"
+    best_single = "best-single"
+
+
+class TasksFrom(StrEnum):
+    """Where task types come from."""
+
+    text = "text"
+    field = "field"
+
+
+@dataclass(frozen=True)
+class PoolLine:
+    """One query with its recorded outcomes."""
+
+    id: str
+    text: str
+    task: str | None
+    outcomes: dict[str, float]
+    costs: dict[str, float]
+
+
+@dataclass(frozen=True)
+class PoolReport:
+    """What `eval pool` prints."""
+
+    strategy: str
+    n: int
+    quality: float
+    cost: float
+    best_single: str
+    best_single_quality: float
+    best_single_cost: float
+    oracle_quality: float
+    regret: float
+    regret_oracle: float
+    picks: dict[str, int]
+    curve: list[float]
+    """Cumulative regret against the best single agent after each query."""
+
+    def as_json(self) -> dict[str, Any]:
+        """The `--json` object."""
+        return {
+            "strategy": self.strategy,
+            "n": self.n,
+            "quality": round(self.quality, 6),
+            "cost": round(self.cost, 8),
+            "best_single": self.best_single,
+            "best_single_quality": round(self.best_single_quality, 6),
+            "best_single_cost": round(self.best_single_cost, 8),
+            "oracle_quality": round(self.oracle_quality, 6),
+            "regret": round(self.regret, 6),
+            "regret_oracle": round(self.regret_oracle, 6),
+            "picks": self.picks,
+        }
+
+
+def read_outcomes(path: Path) -> list[PoolLine]:
+    """Read and check an OUTCOMES file.
+
+    Raises:
+        ConfigurationError: A line is not JSON, lacks `text` or `outcomes`, or has a score
+            outside [0, 1] (the message names the line).
+    """
+    lines: list[PoolLine] = []
+    try:
+        raw_lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        msg = f"--outcomes {path}: cannot read it ({exc})"
+        raise ConfigurationError(msg) from exc
+    for no, raw in enumerate(raw_lines, 1):
+        if not raw.strip():
+            continue
+        where = f"{path}:{no}"
+        try:
+            data = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            msg = f"{where}: not JSON ({exc.msg})"
+            raise ConfigurationError(msg) from exc
+        if not isinstance(data, dict) or not isinstance(data.get("text"), str):
+            msg = f"{where}: each line needs a 'text' string"
+            raise ConfigurationError(msg)
+        outcomes = data.get("outcomes")
+        if not isinstance(outcomes, dict) or not outcomes:
+            msg = f"{where}: 'outcomes' must be a non-empty object {{agent: score}}"
+            raise ConfigurationError(msg)
+        scores: dict[str, float] = {}
+        for agent, value in outcomes.items():
+            if value is None:
+                continue
+            score = float(value)
+            if not 0.0 <= score <= 1.0 or math.isnan(score):
+                msg = f"{where}: score of {agent!r} is {value!r}; scores are in [0, 1]"
+                raise ConfigurationError(msg)
+            scores[str(agent)] = score
+        if not scores:
+            msg = f"{where}: no agent has a recorded outcome"
+            raise ConfigurationError(msg)
+        costs = {str(a): float(c) for a, c in (data.get("costs") or {}).items() if c is not None}
+        task = data.get("task")
+        lines.append(
+            PoolLine(
+                id=str(data.get("id", no)),
+                text=data["text"],
+                task=str(task) if task is not None else None,
+                outcomes=scores,
+                costs=costs,
+            )
+        )
+    if not lines:
+        msg = f"--outcomes {path}: no lines"
+        raise ConfigurationError(msg)
+    return lines
+
+
+class _Bandit:
+    """UCB1 or ε-greedy per task type, over the agents available for each query."""
+
+    def __init__(self, kind: str, agents: Sequence[str], tasks: int, rng: np.random.Generator):
+        self.kind = kind
+        self.n = np.zeros((tasks, len(agents)))
+        self.s = np.zeros((tasks, len(agents)))
+        self.rng = rng
+
+    def pick(self, task: int, available: np.ndarray) -> int:
+        n, s = self.n[task], self.s[task]
+        untried = [int(a) for a in available if n[a] == 0]
+        if untried:
+            return untried[0] if self.kind == "ucb" else int(self.rng.choice(untried))
+        if self.kind == "ucb":
+            t = n[available].sum()
+            value = s[available] / n[available] + np.sqrt(2 * np.log(t) / n[available])
+            return int(available[int(np.argmax(value))])
+        if self.rng.random() < 0.1:
+            return int(self.rng.choice(available))
+        return int(available[int(np.argmax(s[available] / n[available]))])
+
+    def update(self, task: int, arm: int, reward: float) -> None:
+        self.n[task, arm] += 1
+        self.s[task, arm] += reward
+
+
+def _task_source(lines: Sequence[PoolLine], tasks_from: TasksFrom | None, clusters: int) -> Any:
+    from agentroute.routing.colony import Mixture, OnlineClusterIntent
+
+    mode = tasks_from or (TasksFrom.field if all(line.task for line in lines) else TasksFrom.text)
+    if mode is TasksFrom.field:
+        names = sorted({line.task or "unknown" for line in lines})
+
+        def by_field(i: int) -> Mixture:
+            return Mixture({lines[i].task or "unknown": 1.0}, source="field")
+
+        return names, by_field, mode
+    intent = OnlineClusterIntent(k=clusters)
+    try:
+        vectors = intent.embedder.embed([line.text for line in lines])
+    except ImportError as exc:
+        msg = f"--tasks-from text needs local embeddings: {exc}"
+        raise ConfigurationError(msg) from exc
+
+    def by_text(i: int) -> Mixture:
+        return intent.observe(np.asarray(vectors[i], dtype=np.float64))
+
+    return list(intent.task_names), by_text, mode
+
+
+def evaluate_pool(
+    lines: Sequence[PoolLine],
+    strategy: PoolStrategy,
+    *,
+    tasks_from: TasksFrom | None = None,
+    clusters: int = 8,
+    seed: int = 0,
+) -> PoolReport:
+    """Stream `lines` once, in order, through an online router; return the metrics.
+
+    Raises:
+        ConfigurationError: Task inference from text needs the embeddings extra.
+    """
+    from agentroute.routing.colony import START, Trajectory
+
+    agents = sorted({a for line in lines for a in line.outcomes})
+    index = {a: k for k, a in enumerate(agents)}
+    n = len(lines)
+    scores = np.full((n, len(agents)), np.nan)
+    costs = np.zeros((n, len(agents)))
+    for i, line in enumerate(lines):
+        for a, v in line.outcomes.items():
+            scores[i, index[a]] = v
+        for a, c in line.costs.items():
+            if a in index:
+                costs[i, index[a]] = c
+    task_names, mixture_of, _ = _task_source(lines, tasks_from, clusters)
+    rng = np.random.default_rng(seed)
+    filled = np.nan_to_num(scores, nan=0.0)
+    mean = filled.sum(0) / np.maximum((~np.isnan(scores)).sum(0), 1)
+    best = int(np.argmax(mean))
+    single_score = filled[:, best]
+    text_mode = task_names[:1] == ["c0"] and clusters > 0 and tasks_from is not TasksFrom.field
+    colony = (
+        _colony_for(agents, task_names, text_mode, clusters, seed)
+        if (strategy is PoolStrategy.ant_colony)
+        else None
+    )
+    pending: list[tuple[Any, float]] = []
+    bandit = (
+        _Bandit("ucb" if strategy is PoolStrategy.ucb else "eps", agents, len(task_names), rng)
+        if strategy in (PoolStrategy.ucb, PoolStrategy.epsilon_greedy)
+        else None
+    )
+    task_index = {t: k for k, t in enumerate(task_names)}
+    picks = np.zeros(n, dtype=int)
+    for i in range(n):
+        available = np.flatnonzero(~np.isnan(scores[i]))
+        mix = mixture_of(i)
+        top = task_index[max(mix.weights, key=mix.weights.__getitem__)]
+        if colony is not None:
+            checked = colony.check(mix.weights, mix.source)
+            choice = colony.decide(
+                START, [agents[k] for k in available], checked, seed=seed * 1_000_003 + i
+            )
+            arm = index[choice.pick]
+            traj = Trajectory(
+                lines[i].id,
+                lines[i].text,
+                (choice.pick,),
+                dict(checked.weights),
+                "completed",
+                None,
+                float(costs[i, arm]),
+            )
+            pending.append((traj, 1.0 if scores[i, arm] >= colony.gate_threshold else 0.0))
+            if len(pending) >= colony.batch_size:
+                colony.commit(colony.updates_for(pending))
+                pending = []
+        elif bandit is not None:
+            arm = bandit.pick(top, available)
+            bandit.update(top, arm, float(scores[i, arm]))
+        elif strategy is PoolStrategy.best_single and best in available:
+            arm = best
+        else:
+            arm = int(rng.choice(available))
+        picks[i] = arm
+    chosen = filled[np.arange(n), picks]
+    oracle = np.nanmax(scores, axis=1)
+    curve = np.cumsum(single_score - chosen)
+    return PoolReport(
+        strategy=strategy.value,
+        n=n,
+        quality=float(chosen.mean()),
+        cost=float(costs[np.arange(n), picks].sum()),
+        best_single=agents[best],
+        best_single_quality=float(single_score.mean()),
+        best_single_cost=float(costs[:, best].sum()),
+        oracle_quality=float(oracle.mean()),
+        regret=float(curve[-1]),
+        regret_oracle=float((oracle - chosen).sum()),
+        picks={agents[k]: int((picks == k).sum()) for k in range(len(agents))},
+        curve=curve.tolist(),
+    )
+
+
+def _colony_for(
+    agents: Sequence[str], task_names: Sequence[str], text_mode: bool, clusters: int, seed: int
+) -> Any:
+    from agentroute.registry import Registry
+    from agentroute.routing.colony import AntColony, OnlineClusterIntent
+
+    registry = Registry()
+    if not text_mode:
+        for name in task_names:
+            registry.task(name, description=f"task type {name}")
+    for a in agents:
+        registry.agent(name=a, description=f"pool member {a}")(_pool_agent)
+    intent: Any = (
+        OnlineClusterIntent(k=clusters, embedder=_Unused()) if text_mode else _FieldIntent()
+    )
+    colony = AntColony(intent=intent, stages=dict.fromkeys(agents, 0), seed=seed)
+    colony.validate(registry, agents)
+    return colony
+
+
+def _pool_agent(ctx: Any, task: str) -> str:
+    return task
+
+
+class _Unused:
+    """The eval embeds every text up front; the colony's intent is never asked to embed."""
+
+    name = "unused"
+
+    def embed(self, texts: Sequence[str]) -> Any:
+        msg = "eval pool passes mixtures to the colony directly"
+        raise AssertionError(msg)
+
+
+class _FieldIntent:
+    """Mixtures come from the `task` field; the colony's intent is never asked."""
+
+    name = "field"
+
+    async def infer(self, text: str, tasks: Any, complete: Any = None) -> Any:
+        msg = "eval pool passes mixtures to the colony directly"
+        raise AssertionError(msg)
+
+
+def pool(
+    *,
+    outcomes: Annotated[
+        Path,
+        typer.Option("--outcomes", help="JSON lines {id, text, task?, outcomes, costs?}."),
+    ],
+    strategy: Annotated[
+        PoolStrategy, typer.Option("--strategy", help="The online router to run.")
+    ] = PoolStrategy.ant_colony,
+    tasks_from: Annotated[
+        TasksFrom | None,
+        typer.Option(
+            "--tasks-from",
+            help="Task types from the lines' `task` field, or inferred from the text "
+            "(online k-means over MiniLM embeddings). Default: field when every line has one.",
+        ),
+    ] = None,
+    clusters: Annotated[
+        int, typer.Option("--clusters", min=1, help="Task types inferred with --tasks-from text.")
+    ] = 8,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of sampling and exploration.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Stream the queries once, in file order, through an online learning router over a pool.
+
+    Prints quality, cost and cumulative regret against the best single agent in hindsight and
+    the per-query oracle.
+    """
+    lines = read_outcomes(outcomes)
+    if not as_json:
+        stderr().print(f"{len(lines)} queries; routing with {strategy.value} ...", markup=False)
+    report = evaluate_pool(lines, strategy, tasks_from=tasks_from, clusters=clusters, seed=seed)
+    if as_json:
+        echo_json(report.as_json())
+        return
+    from rich.table import Table
+
+    table = Table(title=f"eval pool — {report.strategy}, {report.n} queries")
+    for col in ("", "quality", "cost $", "regret vs best single", "regret vs oracle"):
+        table.add_column(col, justify="right" if col else "left")
+    table.add_row(
+        report.strategy,
+        f"{report.quality:.4f}",
+        f"{report.cost:.6g}",
+        f"{report.regret:.1f}",
+        f"{report.regret_oracle:.1f}",
+    )
+    table.add_row(
+        f"best single ({report.best_single})",
+        f"{report.best_single_quality:.4f}",
+        f"{report.best_single_cost:.6g}",
+        "0",
+        "",
+    )
+    table.add_row("oracle (per query)", f"{report.oracle_quality:.4f}", "", "", "0")
+    console = stdout()
+    console.print(table)
+    console.print(
+        "picks: " + ", ".join(f"{a} {c}" for a, c in report.picks.items() if c), markup=False
+    )
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `pool` command to `agentroute eval`."""
+    app.command("pool")(pool)

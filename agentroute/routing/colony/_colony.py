@@ -1,0 +1,839 @@
+"""`AntColony`: the agent slot as ant-colony path selection over a layered agent graph (AMRO-S).
+
+At each step the colony stands at a node of the graph (`START`, then the agent that acted at
+the previous stage) and picks the next agent among the node's successors:
+
+- the query's task mixture w(q) is inferred once per run (`IntentModel`) and recorded;
+- fused pheromone per edge: τ(q)_e = Σ_t w_t(q)·τ^t_e;
+- heuristic per candidate j: η_j = λ_A·ability_j + λ_L·load_j + λ_R·speed_j, each term
+  normalised to (0, 1] over the candidates (ability from declared priors and judged runs,
+  load = 1/(1 + in-flight branches), speed = 1/(latency EWMA));
+- P(j) ∝ τ(q)^α·η^β, sampled with the per-decision seed (or arg-max in `greedy` mode).
+
+Learning is asynchronous and quality-gated (see `_learner.py` and `apply_updates`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import importlib
+import inspect
+import math
+import threading
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import structlog
+
+from agentroute.errors import ConfigurationError, did_you_mean
+from agentroute.registry import Registry, TaskSpec
+from agentroute.routing._protocol import Candidate, Outcome, RouteDecision, RoutingContext
+from agentroute.routing.colony._graph import START, Edge, LayeredGraph, edge_key
+from agentroute.routing.colony._intent import (
+    DEFAULT_TASK,
+    EmbeddingIntent,
+    IntentModel,
+    LLMIntent,
+    Mixture,
+    OnlineClusterIntent,
+    check_mixture,
+)
+from agentroute.routing.colony._learner import (
+    Judge,
+    LearningError,
+    LearningWorker,
+    Trajectory,
+)
+from agentroute.routing.colony._pheromones import (
+    PheromoneBook,
+    PheromoneState,
+    PheromoneUpdate,
+    apply_updates,
+)
+from agentroute.stores import InMemoryTraceStore, TraceStore, open_store
+
+__all__ = ["AntColony", "Choice"]
+
+log = structlog.get_logger(__name__)
+
+_INTENTS: dict[str, type] = {
+    "embedding": EmbeddingIntent,
+    "llm": LLMIntent,
+    "online-kmeans": OnlineClusterIntent,
+}
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One decision of the colony's core, with everything the trace records."""
+
+    node: str
+    """Where the path stands (`START` or the previous agent)."""
+    candidates: tuple[str, ...]
+    pick: str
+    probs: np.ndarray
+    tau: np.ndarray
+    """Fused pheromone τ(q) of the edge to each candidate."""
+    eta: np.ndarray
+    """Heuristic η of each candidate."""
+    eta_parts: dict[str, np.ndarray]
+    """The normalised ability, load and speed terms of η."""
+    version: int
+    """Pheromone version used."""
+    exploited: bool = False
+    """Whether the pick was the arg-max (probability `q0`, or greedy mode) or a draw."""
+
+
+@dataclass
+class _RunMemo:
+    mixture: Mixture
+    version: int
+    last_agent: str | None = None
+    last_time: float = 0.0
+    started: float = 0.0
+
+
+def _resolve_judge(judge: Judge | str | None) -> Judge | None:
+    if judge is None or callable(judge):
+        return judge
+    module, _, attr = judge.partition(":")
+    try:
+        found = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError, ValueError) as exc:
+        msg = f"judge {judge!r} must be 'module:function' naming an importable callable: {exc}"
+        raise ConfigurationError(msg) from exc
+    if not callable(found):
+        msg = f"judge {judge!r} is not callable"
+        raise ConfigurationError(msg)
+    return found  # type: ignore[no-any-return]
+
+
+def _check_params(values: Mapping[str, Any]) -> None:
+    rules: dict[str, Callable[[Any], bool]] = {
+        "alpha": lambda v: v >= 0,
+        "beta": lambda v: v >= 0,
+        "rho": lambda v: 0 < v <= 1,
+        "q": lambda v: v > 0,
+        "epsilon": lambda v: v > 0,
+        "tau_min_ratio": lambda v: 0 < v <= 1,
+        "sample_rate": lambda v: 0 <= v <= 1,
+        "buffer_size": lambda v: v >= 1,
+        "batch_size": lambda v: v >= 1,
+        "judge_timeout_s": lambda v: v > 0,
+        "gate_threshold": lambda v: 0 <= v <= 1,
+        "mode": lambda v: v in ("sample", "greedy"),
+        "q0": lambda v: 0 <= v <= 1,
+        "ability_rho": lambda v: v is None or 0 <= v <= 1,
+        "latency_halflife": lambda v: v > 0,
+        "max_pending": lambda v: v >= 1,
+    }
+    for name, ok in rules.items():
+        if not ok(values[name]):
+            msg = f"AntColony: invalid {name}={values[name]!r}"
+            raise ConfigurationError(msg)
+
+
+class AntColony:
+    """Agent-slot strategy: pheromone paths over a layered agent graph (AMRO-S).
+
+    Agents declare their stage (`@registry.agent(stage=0)`); edges default to every agent of a
+    stage → every agent of the next, and `edges` restricts them. With no stages the agents form
+    one pool (a one-stage graph). Task types are the registry's `TaskSpec`s (one implicit task
+    when none is declared).
+
+    Parameter choices (AMRO-S publishes no constants; these are ours, see
+    docs/concepts/ant-colony.md): τ is an estimate of *accepted utility per unit cost*, so α
+    sets how sharply the colony exploits differences in it; β weighs ability, load and speed.
+
+    Args:
+        alpha: Exponent α of the fused pheromone τ(q).
+        beta: Exponent β of the heuristic η.
+        rho: Evaporation ρ ∈ (0, 1] on a judged path's edges, per unit of task weight.
+        q: Deposit constant Q (an accepted path deposits w_t·Q/(f_sys + ε)).
+        epsilon: ε of the deposit; with f_sys normalised to about 1, ε = 1 bounds the deposit
+            of a free path at Q.
+        tau_min_ratio: Floor of τ as a share of the initial value τ0 = Q/(ρ·(1+ε)) (keeps
+            every edge explorable, MAX–MIN ant system style).
+        mode: `sample` (draw with the per-decision seed) or `greedy` (arg-max).
+        q0: In `sample` mode, probability of taking the arg-max of P instead of drawing from
+            it (the pseudo-random proportional rule of the Ant Colony System); 0 = always draw.
+        sample_rate: Share r of finished runs that enter the learning buffer (feedback always
+            enters).
+        buffer_size: Capacity |B| of the learning buffer; the oldest entry is dropped beyond it.
+        batch_size: Trajectories judged and committed per store write.
+        judge: Quality gate for runs without a feedback score: a callable (sync or async),
+            `"module:function"`, or an `LLMJudge`; `None` = learn only from feedback scores.
+        judge_timeout_s: A judge slower than this is abandoned (the trajectory is skipped and
+            the timeout recorded).
+        gate_threshold: A verdict or feedback score ≥ this accepts the trajectory.
+        intent: `IntentModel` or `embedding` / `llm` / `online-kmeans`; default `embedding`.
+        ability: Declared ability priors, agent → task → [0, 1] (default 0.5).
+        ability_weight: Pseudo-count of the prior against judged runs.
+        ability_rho: Evaporation of the ability evidence per judged run (so a degraded agent
+            is noticed); default ρ/4, a memory about four times longer than τ's.
+        lambda_ability: λ_A, weight of ability in η.
+        lambda_load: λ_L, weight of live load in η.
+        lambda_latency: λ_R, weight of response time in η.
+        cost_weight: Weight of normalised token cost in f_sys(P).
+        latency_weight: Weight of normalised latency in f_sys(P).
+        cost_scale: USD that counts as cost 1 in f_sys; `None` = the running mean path cost.
+        latency_scale: Seconds that count as latency 1; `None` = the running mean.
+        latency_halflife: Decisions over which the per-agent latency EWMA halves.
+        stages: Agent → stage, overriding `AgentSpec.stage` (also limits the graph's agents).
+        edges: Allowed transitions, `["a->b", ...]` (`__start__->a` for first-stage entries).
+        store: Trace store (or URL) holding the pheromone tables; default a private in-memory
+            store. `Router` users pass the router's store to share it across processes.
+        key: Learned-state key; default `ant-colony/<sorted agent names hash>`.
+        refresh_s: How often the worker re-reads the tables written by other processes.
+        max_pending: Runs whose routing memo is kept until they finish (oldest evicted).
+        seed: Seed of the learning sampler.
+    """
+
+    name: ClassVar[str] = "ant-colony"
+    version: ClassVar[str] = "1"
+
+    def __init__(
+        self,
+        *,
+        alpha: float = 1.0,
+        beta: float = 6.0,
+        rho: float = 0.05,
+        q: float = 1.0,
+        epsilon: float = 1.0,
+        tau_min_ratio: float = 0.05,
+        mode: Literal["sample", "greedy"] = "sample",
+        q0: float = 0.9,
+        sample_rate: float = 1.0,
+        buffer_size: int = 1024,
+        batch_size: int = 32,
+        judge: Judge | str | None = None,
+        judge_timeout_s: float = 30.0,
+        gate_threshold: float = 0.5,
+        intent: IntentModel | str | None = None,
+        ability: Mapping[str, Mapping[str, float]] | None = None,
+        ability_weight: float = 2.0,
+        ability_rho: float | None = None,
+        lambda_ability: float = 0.6,
+        lambda_load: float = 0.2,
+        lambda_latency: float = 0.2,
+        cost_weight: float = 0.2,
+        latency_weight: float = 0.5,
+        cost_scale: float | None = None,
+        latency_scale: float | None = None,
+        latency_halflife: float = 20.0,
+        stages: Mapping[str, int] | None = None,
+        edges: Sequence[str] | None = None,
+        store: TraceStore | str | None = None,
+        key: str | None = None,
+        refresh_s: float = 5.0,
+        max_pending: int = 10_000,
+        seed: int = 0,
+    ) -> None:
+        _check_params(locals())
+        if isinstance(intent, str):
+            if intent not in _INTENTS:
+                msg = f"AntColony: unknown intent {intent!r}{did_you_mean(intent, list(_INTENTS))}"
+                raise ConfigurationError(msg)
+            intent_model: IntentModel = _INTENTS[intent]()
+        else:
+            intent_model = intent if intent is not None else EmbeddingIntent()
+        self.alpha, self.beta, self.rho, self.q, self.epsilon = alpha, beta, rho, q, epsilon
+        self.tau0 = q / (rho * (1.0 + epsilon))
+        self.tau_min = self.tau0 * tau_min_ratio
+        self.tau_max = q / (rho * epsilon)
+        self.tau_min_ratio = tau_min_ratio
+        self.mode, self.q0, self.sample_rate = mode, q0, sample_rate
+        self.ability_rho = rho / 4 if ability_rho is None else ability_rho
+        self.buffer_size, self.batch_size = buffer_size, batch_size
+        self.judge = _resolve_judge(judge)
+        self.judge_timeout_s, self.gate_threshold = judge_timeout_s, gate_threshold
+        self.intent = intent_model
+        self.ability = {a: dict(t) for a, t in (ability or {}).items()}
+        self.ability_weight = ability_weight
+        self.lambdas = (lambda_ability, lambda_load, lambda_latency)
+        self.cost_weight, self.latency_weight = cost_weight, latency_weight
+        self.cost_scale, self.latency_scale = cost_scale, latency_scale
+        self.latency_halflife = latency_halflife
+        self.stages_param = dict(stages) if stages is not None else None
+        self.edges_param = list(edges) if edges is not None else None
+        self._store_arg = store
+        self.key_param = key
+        self.refresh_s = refresh_s
+        self.max_pending = max_pending
+        self.seed = seed
+        self._rng = np.random.default_rng(seed)
+        self._lock = threading.Lock()
+        self._runs: OrderedDict[str, _RunMemo] = OrderedDict()
+        self._latency: dict[str, float] = {}
+        self._cost_ref: float | None = None
+        self._latency_ref: float | None = None
+        self.errors: deque[LearningError] = deque(maxlen=200)
+        """The latest learning errors (judge, intent, commit, refresh), newest last."""
+        self.reconciled: list[str] = []
+        """Changes applied when stored tables did not match the graph (agents added/removed)."""
+        self.counters: dict[str, int] = {
+            "decisions": 0,
+            "runs_evicted": 0,
+            "skipped_unsampled": 0,
+            "skipped_no_judge": 0,
+            "judged": 0,
+            "accepted": 0,
+            "rejected": 0,
+            "judge_errors": 0,
+            "commit_errors": 0,
+        }
+        self.graph: LayeredGraph | None = None
+        self.tasks: tuple[TaskSpec, ...] = ()
+        self.book: PheromoneBook | None = None
+        self._state: PheromoneState | None = None
+        self._prior: np.ndarray | None = None
+        self.worker = LearningWorker(
+            self.learn_batch,
+            buffer_size=buffer_size,
+            batch_size=batch_size,
+            idle=self._refresh_async,
+            idle_s=refresh_s,
+        )
+
+    # -- configuration -----------------------------------------------------------------------
+
+    def params(self) -> dict[str, Any]:
+        """The strategy's parameters, JSON-ready (recorded with every decision)."""
+        return {
+            "alpha": self.alpha,
+            "beta": self.beta,
+            "rho": self.rho,
+            "q": self.q,
+            "epsilon": self.epsilon,
+            "tau_min_ratio": self.tau_min_ratio,
+            "mode": self.mode,
+            "q0": self.q0,
+            "ability_rho": self.ability_rho,
+            "sample_rate": self.sample_rate,
+            "buffer_size": self.buffer_size,
+            "batch_size": self.batch_size,
+            "gate_threshold": self.gate_threshold,
+            "intent": self.intent.name,
+            "judge": getattr(self.judge, "__qualname__", type(self.judge).__name__)
+            if self.judge is not None
+            else None,
+            "lambdas": list(self.lambdas),
+            "cost_weight": self.cost_weight,
+            "latency_weight": self.latency_weight,
+            "key": self.key_param,
+        }
+
+    def validate(self, registry: Registry, agents: Sequence[str]) -> None:
+        """Build and check the layered graph, then load (or create) the pheromone tables.
+
+        Called by `Router.compile()`; call it yourself when driving the colony directly.
+        Tables stored for another registry version (agents or tasks added or removed) are
+        reconciled: surviving values are kept, new edges start at τ0, and the changes are
+        listed in `reconciled` and written with the next version.
+
+        Raises:
+            ConfigurationError: A cycle, an unreachable stage or agent, an unknown agent in
+                `stages`, `edges` or `ability`, or a task type with nothing to recognise it by.
+        """
+        graph = LayeredGraph.from_registry(
+            registry, agents, stages=self.stages_param, edges=self.edges_param
+        )
+        if isinstance(self.intent, OnlineClusterIntent):
+            tasks = tuple(TaskSpec(name=n) for n in self.intent.task_names)
+        else:
+            tasks = tuple(registry.tasks.values()) or (TaskSpec(name=DEFAULT_TASK),)
+            if isinstance(self.intent, EmbeddingIntent) and len(tasks) > 1:
+                blank = [t.name for t in tasks if not t.examples and not t.description]
+                if blank:
+                    msg = (
+                        f"task type(s) {blank} have no examples or description, so the "
+                        "embedding intent cannot recognise them; register them with "
+                        "`registry.task(name, examples=[...])`"
+                    )
+                    raise ConfigurationError(msg)
+        task_names = [t.name for t in tasks]
+        for agent, per_task in self.ability.items():
+            if agent not in graph.stages:
+                hint = did_you_mean(agent, list(graph.stages))
+                msg = f"AntColony ability names unknown agent {agent!r}{hint}"
+                raise ConfigurationError(msg)
+            for task, value in per_task.items():
+                if task not in task_names:
+                    hint = did_you_mean(task, task_names)
+                    msg = f"AntColony ability of {agent!r} names unknown task {task!r}{hint}"
+                    raise ConfigurationError(msg)
+                if not 0 <= value <= 1:
+                    msg = f"AntColony ability of {agent!r} for {task!r} must be in [0, 1]: {value}"
+                    raise ConfigurationError(msg)
+        self.graph = graph
+        self.tasks = tasks
+        agent_names = graph.agents
+        self._prior = np.array(
+            [[self.ability.get(a, {}).get(t, 0.5) for a in agent_names] for t in task_names]
+        )
+        store = self._store_arg
+        if store is None:
+            store = InMemoryTraceStore()
+        elif isinstance(store, str):
+            store = open_store(store)
+        self._store_arg = store
+        key = self.key_param or f"ant-colony/{'+'.join(sorted(agent_names))[:200]}"
+        self.key_param = key
+        self.book = PheromoneBook(store, key)
+        self.book.register()
+        self._state = self._prepare(self.book.load())
+
+    def bind_store(self, store: TraceStore) -> None:
+        """Use `store` for the pheromone tables when none was given (the router's store)."""
+        if self._store_arg is None:
+            self._store_arg = store
+
+    def _prepare(self, loaded: PheromoneState | None) -> PheromoneState:
+        graph = self._require_graph()
+        names = [t.name for t in self.tasks]
+        if loaded is None:
+            return PheromoneState.fresh(names, graph.edges, graph.agents, self.tau0)
+        fitted, changes = loaded.reconcile(names, graph.edges, graph.agents, self.tau0)
+        if changes:
+            note = f"reconciled with registry: {'; '.join(changes)}"
+            if note not in self.reconciled:
+                self.reconciled.append(note)
+                log.warning("pheromone tables reconciled", key=self.key_param, changes=changes)
+            fitted.meta["reconciled"] = [*fitted.meta.get("reconciled", [])[-9:], note]
+        return fitted
+
+    def _require_graph(self) -> LayeredGraph:
+        if self.graph is None:
+            msg = "AntColony is not validated yet: Router.compile() (or validate()) first"
+            raise ConfigurationError(msg)
+        return self.graph
+
+    @property
+    def state(self) -> PheromoneState:
+        """The serving snapshot of the tables (replaced whole, never mutated)."""
+        if self._state is None:
+            self._require_graph()
+        assert self._state is not None
+        return self._state
+
+    # -- deciding ----------------------------------------------------------------------------
+
+    def check(self, raw: Mapping[str, Any], source: str = "") -> Mixture:
+        """Validate a raw mixture against the colony's task types (see `check_mixture`)."""
+        return check_mixture(raw, [t.name for t in self.tasks], source)
+
+    def decide(
+        self,
+        node: str,
+        candidates: Sequence[str],
+        mixture: Mixture,
+        load: Mapping[str, int] | None = None,
+        seed: int | None = None,
+        *,
+        greedy: bool | None = None,
+    ) -> Choice:
+        """The colony's core decision: P ∝ τ(q)^α·η^β over `candidates` after `node`.
+
+        Synchronous and allocation-light; `route` calls it, and so may simulations.
+        """
+        state = self.state
+        graph = self._require_graph()
+        w = mixture.vector(state.tasks)
+        e_index = {e: j for j, e in enumerate(state.edges)}
+        a_index = {a: j for j, a in enumerate(state.agents)}
+        cols = [e_index[(node, c)] for c in candidates]
+        acols = [a_index[c] for c in candidates]
+        tau = w @ state.tau[:, cols]
+        tau = np.maximum(tau, 1e-12)
+        prior = self._prior if self._prior is not None else np.full(state.ability_n.shape, 0.5)
+        k0 = self.ability_weight
+        ability_t = (prior[:, acols] * k0 + state.ability_sum[:, acols]) / (
+            k0 + state.ability_n[:, acols]
+        )
+        ability = w @ ability_t
+        load = load or {}
+        inv_load = np.array([1.0 / (1.0 + max(0, load.get(c, 0))) for c in candidates])
+        known = [v for v in self._latency.values() if v > 0]
+        default_lat = float(np.mean(known)) if known else 1.0
+        lat = np.array([self._latency.get(c, default_lat) for c in candidates])
+        speed = 1.0 / (lat + 1e-3)
+        parts = {
+            "ability": ability / max(ability.max(), 1e-12),
+            "load": inv_load / inv_load.max(),
+            "speed": speed / speed.max(),
+        }
+        la, ll, lr = self.lambdas
+        # Weighted geometric mean, not a weighted sum: a term equal for every candidate (no
+        # load anywhere) then drops out instead of diluting the others.
+        log_eta = (
+            la * np.log(np.maximum(parts["ability"], 1e-9))
+            + ll * np.log(parts["load"])
+            + lr * np.log(parts["speed"])
+        ) / max(la + ll + lr, 1e-12)
+        eta = np.exp(log_eta)
+        logits = self.alpha * np.log(tau) + self.beta * log_eta
+        logits -= logits.max()
+        probs = np.exp(logits)
+        probs /= probs.sum()
+        use_greedy = self.mode == "greedy" if greedy is None else greedy
+        rng = np.random.default_rng(seed)
+        exploit = use_greedy or len(candidates) == 1 or rng.random() < self.q0
+        if exploit:
+            k = int(np.argmax(probs))
+        else:
+            u = rng.random()
+            k = min(int(np.searchsorted(np.cumsum(probs), u, side="right")), len(probs) - 1)
+        del graph
+        return Choice(
+            node=node,
+            candidates=tuple(candidates),
+            pick=candidates[k],
+            probs=probs,
+            tau=tau,
+            eta=eta,
+            eta_parts=parts,
+            version=state.version,
+            exploited=bool(exploit),
+        )
+
+    async def infer(self, text: str, complete: Any = None) -> Mixture:
+        """Infer and validate the task mixture of `text`; failures become a uniform mixture."""
+        names = [t.name for t in self.tasks]
+        if len(names) == 1:
+            return Mixture({names[0]: 1.0}, source="single-task")
+        try:
+            raw = await self.intent.infer(text, self.tasks, complete)
+        except Exception as exc:  # intent failure must not fail the run
+            self._record("", "intent", exc)
+            return Mixture(
+                dict.fromkeys(names, 1.0 / len(names)),
+                source=self.intent.name,
+                repairs=(f"intent failed ({type(exc).__name__}); using a uniform mixture",),
+            )
+        mix = check_mixture(raw.weights, names, raw.source)
+        return Mixture(mix.weights, mix.source, (*raw.repairs, *mix.repairs), raw.extra)
+
+    async def route(self, ctx: RoutingContext) -> RouteDecision:
+        """Pick the next agent of the path (or finish when the path is complete)."""
+        graph = self._require_graph()
+        now = time.monotonic()
+        memo = self._runs.get(ctx.run_id)
+        if memo is None:
+            mixture = await self.infer(ctx.task, ctx.complete)
+            memo = _RunMemo(mixture, self.state.version, started=now)
+            with self._lock:
+                self._runs[ctx.run_id] = memo
+                while len(self._runs) > self.max_pending:
+                    self._runs.popitem(last=False)
+                    self.counters["runs_evicted"] += 1
+        node = START
+        for step in reversed(ctx.history):
+            acted = [a for a in step.agents if a in graph.stages]
+            if acted:
+                node = acted[0]
+                break
+        if memo.last_agent is not None and memo.last_time:
+            self._observe_latency(memo.last_agent, now - memo.last_time)
+        successors = graph.successors(node)
+        if not successors:
+            return RouteDecision.finish(
+                reason=f"path complete: {node} is on the last stage",
+                mixture=memo.mixture.evidence(),
+            )
+        allowed = [a for a in successors if a in ctx.candidates]
+        if not allowed:
+            reason = f"none of {list(successors)} (successors of {node}) may be chosen here"
+            if node == START:
+                return RouteDecision.out_of_scope(reason=reason, mixture=memo.mixture.evidence())
+            return RouteDecision.finish(reason=reason, mixture=memo.mixture.evidence())
+        choice = self.decide(node, allowed, memo.mixture, ctx.load, ctx.seed)
+        self.counters["decisions"] += 1
+        memo.last_agent, memo.last_time = choice.pick, time.monotonic()
+        then: Literal["finish", "route"] = "route" if graph.successors(choice.pick) else "finish"
+        return self._decision(choice, memo.mixture, then, ctx.load)
+
+    def _decision(
+        self,
+        choice: Choice,
+        mixture: Mixture,
+        then: Literal["finish", "route"],
+        load: Mapping[str, int],
+    ) -> RouteDecision:
+        graph = self._require_graph()
+        candidates = [
+            Candidate(
+                name=c,
+                score=round(float(choice.probs[i]), 6),
+                detail={
+                    "tau": round(float(choice.tau[i]), 6),
+                    "eta": round(float(choice.eta[i]), 6),
+                    "ability": round(float(choice.eta_parts["ability"][i]), 6),
+                    "load": int(load.get(c, 0)),
+                    "latency_s": round(self._latency.get(c, 0.0), 6),
+                    "edge": edge_key((choice.node, c)),
+                },
+            )
+            for i, c in enumerate(choice.candidates)
+        ]
+        stage = graph.stages[choice.pick]
+        how = "greedy" if self.mode == "greedy" else "sampled"
+        p_pick = float(choice.probs[list(choice.candidates).index(choice.pick)])
+        top = max(mixture.weights, key=mixture.weights.__getitem__)
+        reason = (
+            f"stage {stage}: {how} {choice.pick} (P={p_pick:.2f}) from {choice.node}; "
+            f"top task {top}"
+        )
+        return RouteDecision.to(
+            choice.pick,
+            then=then,
+            reason=reason,
+            candidates=candidates,
+            evidence={
+                "mixture": mixture.evidence(),
+                "fused_tau": {
+                    c: round(float(t), 6)
+                    for c, t in zip(choice.candidates, choice.tau, strict=True)
+                },
+                "eta": {
+                    c: round(float(e), 6)
+                    for c, e in zip(choice.candidates, choice.eta, strict=True)
+                },
+                "probs": {
+                    c: round(float(p), 6)
+                    for c, p in zip(choice.candidates, choice.probs, strict=True)
+                },
+                "pick": choice.pick,
+                "from": choice.node,
+                "stage": stage,
+                "mode": self.mode,
+                "exploited": choice.exploited,
+                "pheromone_version": choice.version,
+                "pheromone_key": self.key_param,
+            },
+        )
+
+    def _observe_latency(self, agent: str, seconds: float) -> None:
+        a = 1.0 - 0.5 ** (1.0 / self.latency_halflife)
+        old = self._latency.get(agent)
+        self._latency[agent] = seconds if old is None else (1 - a) * old + a * seconds
+
+    def observe_latency(self, agent: str, seconds: float) -> None:
+        """Feed one measured response time of `agent` into its EWMA (simulations use this)."""
+        self._observe_latency(agent, seconds)
+
+    # -- learning ----------------------------------------------------------------------------
+
+    async def learn(self, outcome: Outcome) -> None:
+        """Take in a finished run or feedback. Returns at once: learning is in the background.
+
+        A run-end outcome is sampled (rate `sample_rate`) and needs a `judge`; a feedback
+        outcome (with a score) always enters the buffer and is gated by its score.
+        """
+        graph = self._require_graph()
+        with self._lock:
+            memo = self._runs.pop(outcome.run_id, None)
+        now = time.monotonic()
+        if memo is not None and memo.last_agent is not None and memo.last_time:
+            self._observe_latency(memo.last_agent, now - memo.last_time)
+        path = tuple(
+            next(a for a in step if a in graph.stages)
+            for step in outcome.steps
+            if any(a in graph.stages for a in step)
+        )
+        if not path:
+            return
+        if outcome.score is None:
+            if self.judge is None:
+                self.counters["skipped_no_judge"] += 1
+                return
+            if self._rng.random() >= self.sample_rate:
+                self.counters["skipped_unsampled"] += 1
+                return
+        self.worker.submit(
+            Trajectory(
+                run_id=outcome.run_id,
+                task=outcome.task,
+                path=path,
+                mixture=dict(memo.mixture.weights) if memo is not None else None,
+                status=outcome.status,
+                answer=outcome.answer,
+                cost_usd=outcome.cost_usd,
+                latency_s=(now - memo.started) if memo is not None and memo.started else None,
+                score=outcome.score,
+                outputs=dict(outcome.outputs),
+                metadata=dict(outcome.metadata),
+                pheromone_version=memo.version if memo is not None else self.state.version,
+            )
+        )
+
+    def _record(self, run_id: str, stage: str, exc: BaseException | str) -> None:
+        text = exc if isinstance(exc, str) else f"{type(exc).__name__}: {exc}"
+        self.errors.append(LearningError(run_id, stage, text, time.time()))
+        log.warning("ant-colony learning error", run_id=run_id, stage=stage, error=text)
+
+    async def _gate(self, traj: Trajectory) -> float | None:
+        if traj.score is not None:
+            return 1.0 if traj.score >= self.gate_threshold else 0.0
+        judge = self.judge
+        if judge is None:
+            return None
+        try:
+            verdict = await asyncio.wait_for(self._call_judge(judge, traj), self.judge_timeout_s)
+        except TimeoutError:
+            self.counters["judge_errors"] += 1
+            self._record(traj.run_id, "judge", f"judge timed out after {self.judge_timeout_s}s")
+            return None
+        except Exception as exc:  # a broken judge is recorded, never raised
+            self.counters["judge_errors"] += 1
+            self._record(traj.run_id, "judge", exc)
+            return None
+        value = float(verdict)
+        if not 0.0 <= value <= 1.0 or math.isnan(value):
+            self.counters["judge_errors"] += 1
+            self._record(traj.run_id, "judge", f"judge returned {verdict!r}, not a bool or [0, 1]")
+            return None
+        return 1.0 if value >= self.gate_threshold else 0.0
+
+    @staticmethod
+    async def _call_judge(judge: Judge, traj: Trajectory) -> bool | float:
+        is_async = inspect.iscoroutinefunction(judge) or inspect.iscoroutinefunction(
+            type(judge).__call__
+        )
+        result = judge(traj) if is_async else await asyncio.to_thread(judge, traj)
+        if inspect.isawaitable(result):
+            return await result
+        return result
+
+    def path_cost(self, cost_usd: float, latency_s: float | None) -> float:
+        """f_sys(P): `cost_weight·cost/cost_scale + latency_weight·latency/latency_scale`.
+
+        Scales left `None` are running means of what was observed, so f_sys ≈ 1 for a typical
+        path whatever the currency or the speed of the agents.
+        """
+        if self.cost_scale is None:
+            self._cost_ref = (
+                cost_usd if self._cost_ref is None else 0.99 * self._cost_ref + 0.01 * cost_usd
+            )
+        c_ref = self.cost_scale or self._cost_ref or 0.0
+        f = self.cost_weight * (cost_usd / c_ref) if c_ref > 0 else 0.0
+        if latency_s is not None and self.latency_weight > 0:
+            if self.latency_scale is None:
+                self._latency_ref = (
+                    latency_s
+                    if self._latency_ref is None
+                    else 0.99 * self._latency_ref + 0.01 * latency_s
+                )
+            l_ref = self.latency_scale or self._latency_ref or 0.0
+            f += self.latency_weight * (latency_s / l_ref) if l_ref > 0 else 0.0
+        return f
+
+    def updates_for(
+        self, trajectories: Sequence[tuple[Trajectory, float]]
+    ) -> list[PheromoneUpdate]:
+        """Pheromone updates for judged trajectories `(trajectory, gate)`."""
+        out = []
+        for traj, gate in trajectories:
+            edges: list[Edge] = []
+            prev = START
+            for agent in traj.path:
+                edges.append((prev, agent))
+                prev = agent
+            out.append(
+                PheromoneUpdate(
+                    run_id=traj.run_id,
+                    path=tuple(edges),
+                    mixture=dict(traj.mixture or {}),
+                    gate=gate,
+                    path_cost=self.path_cost(traj.cost_usd, traj.latency_s),
+                )
+            )
+        return out
+
+    def commit(self, updates: Sequence[PheromoneUpdate]) -> PheromoneState:
+        """Write updates to the store (re-applied on a lost race) and serve the result.
+
+        Raises:
+            StoreError: The store failed (the worker records it).
+        """
+        if self.book is None:
+            self._require_graph()
+        assert self.book is not None
+        accepted = sum(1 for u in updates if u.gate >= 0.5)
+        new = self.book.commit(
+            lambda s: apply_updates(
+                s,
+                updates,
+                rho=self.rho,
+                q=self.q,
+                epsilon=self.epsilon,
+                tau_min=self.tau_min,
+                tau_max=self.tau_max,
+                ability_rho=self.ability_rho,
+            ),
+            self._prepare,
+            note=f"learned {len(updates)} run(s), {accepted} accepted",
+        )
+        self._state = new
+        return new
+
+    async def learn_batch(self, batch: list[Trajectory]) -> None:
+        """Judge a batch and commit its updates (the worker's handler; never raises)."""
+        judged: list[tuple[Trajectory, float]] = []
+        for item in batch:
+            traj = item
+            if traj.mixture is None:
+                mix = await self.infer(traj.task)
+                traj = dataclasses.replace(traj, mixture=dict(mix.weights))
+            gate = await self._gate(traj)
+            if gate is None:
+                continue
+            self.counters["judged"] += 1
+            self.counters["accepted" if gate >= 0.5 else "rejected"] += 1
+            judged.append((traj, gate))
+        if not judged:
+            return
+        updates = self.updates_for(judged)
+        try:
+            await asyncio.to_thread(self.commit, updates)
+        except Exception as exc:  # the store being down must not break anything else
+            self.counters["commit_errors"] += 1
+            self._record(",".join(u.run_id for u in updates[:3]), "commit", exc)
+
+    async def _refresh_async(self) -> None:
+        try:
+            await asyncio.to_thread(self.refresh)
+        except Exception as exc:  # recorded; serving keeps its snapshot
+            self._record("", "refresh", exc)
+
+    def refresh(self) -> bool:
+        """Re-read the tables when another process wrote a newer version. Returns whether it did."""
+        if self.book is None:
+            return False
+        rec = self.book.store.get_state(self.book.key)
+        if rec is None or rec.version <= self.state.version:
+            return False
+        loaded = self.book.load(rec.version)
+        self._state = self._prepare(loaded)
+        return True
+
+    def drain(self, timeout: float | None = 30.0) -> bool:
+        """Wait until queued learning is applied (tests, benchmarks, shutdown)."""
+        return self.worker.drain(timeout)
+
+    def close(self) -> None:
+        """Finish queued learning and stop the background worker."""
+        self.worker.close()
+
+    def stats(self) -> dict[str, Any]:
+        """Counters of decisions and learning, the buffer, and the table version."""
+        return {
+            **self.counters,
+            **{f"buffer_{k}": v for k, v in self.worker.stats().items()},
+            "pheromone_version": self._state.version if self._state is not None else 0,
+            "errors": len(self.errors),
+        }

@@ -1,0 +1,126 @@
+"""`agentroute eval pool` and `agentroute pheromones ...` on small synthetic inputs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from agentroute.cli import app
+from agentroute.cli._pheromones import pheromones_app
+from agentroute.routing.colony import Trajectory
+from agentroute.stores import SqlTraceStore
+
+from .conftest import WordEmbedder, build_registry, make_colony
+
+AGENTS = ["plan_a", "plan_b", "solve_a", "solve_b"]
+
+
+def _outcomes(path: Path, n: int = 600, with_task: bool = True) -> Path:
+    """Two task types; `strong` is best on math, `coder` on code, `cheap` is mediocre."""
+    rng = np.random.default_rng(0)
+    quality = {
+        "math": {"strong": 0.9, "coder": 0.3, "cheap": 0.5},
+        "code": {"strong": 0.4, "coder": 0.9, "cheap": 0.5},
+    }
+    texts = {"math": "compute the sum of numbers", "code": "write a python function"}
+    with path.open("w") as f:
+        for i in range(n):
+            task = "math" if rng.random() < 0.5 else "code"
+            line = {
+                "id": str(i),
+                "text": f"{texts[task]} {i % 7}",
+                "outcomes": {a: float(rng.random() < q) for a, q in quality[task].items()},
+                "costs": {"strong": 0.01, "coder": 0.004, "cheap": 0.001},
+            }
+            if with_task:
+                line["task"] = task
+            f.write(json.dumps(line) + "\n")
+    return path
+
+
+def _run(*args: str) -> dict[str, float]:
+    result = CliRunner(env={"COLUMNS": "200"}).invoke(app, ["eval", "pool", *args, "--json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_eval_pool_json_has_the_documented_keys(tmp_path: Path) -> None:
+    """`--json` prints one object with quality, cost, best single, oracle and regret."""
+    out = _run("--outcomes", str(_outcomes(tmp_path / "o.jsonl")), "--strategy", "random")
+    assert {
+        "quality",
+        "cost",
+        "best_single_quality",
+        "best_single_cost",
+        "oracle_quality",
+        "regret",
+    } <= set(out)
+    assert 0 <= out["quality"] <= out["oracle_quality"] <= 1
+
+
+def test_ant_colony_beats_the_best_single_agent_with_task_types(tmp_path: Path) -> None:
+    """With task types from the field, the colony learns the per-task best agent online."""
+    path = _outcomes(tmp_path / "o.jsonl")
+    colony = _run("--outcomes", str(path), "--strategy", "ant-colony", "--tasks-from", "field")
+    single = _run("--outcomes", str(path), "--strategy", "best-single")
+    rand = _run("--outcomes", str(path), "--strategy", "random")
+    assert colony["quality"] > colony["best_single_quality"]
+    assert colony["regret"] < 0 < rand["regret"]
+    assert single["regret"] == pytest.approx(0.0)
+
+
+def test_tasks_can_be_inferred_from_text(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--tasks-from text` clusters the texts online (a tiny embedder stands in for MiniLM)."""
+    import agentroute.routing.colony._intent as intent_module
+
+    monkeypatch.setattr(intent_module, "default_embedder", WordEmbedder)
+    path = _outcomes(tmp_path / "o.jsonl", with_task=False)
+    out = _run(
+        "--outcomes", str(path), "--strategy", "ucb", "--tasks-from", "text", "--clusters", "4"
+    )
+    assert out["quality"] > out["best_single_quality"] - 0.1
+
+
+def test_a_bad_outcomes_line_names_the_line(tmp_path: Path) -> None:
+    """A score outside [0, 1] fails with the file and line number."""
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"text": "x", "outcomes": {"a": 1}}\n{"text": "y", "outcomes": {"a": 3}}\n')
+    result = CliRunner().invoke(app, ["eval", "pool", "--outcomes", str(path)])
+    assert result.exit_code == 1
+    assert "bad.jsonl:2" in result.output
+
+
+def test_pheromones_show_versions_diff_export_rollback(tmp_path: Path) -> None:
+    """Tables written by a colony are shown as heatmaps, listed, diffed, exported and restored."""
+    url = f"sqlite:///{tmp_path / 'p.db'}"
+    store = SqlTraceStore(url)
+    colony = make_colony(store=store, batch_size=1)
+    colony.validate(build_registry(), AGENTS)
+    for i, score in enumerate((1.0, 1.0, 0.0)):
+        traj = Trajectory(f"r{i}", "t", ("plan_a", "solve_b"), {"math": 1.0}, "ok", "x", 0.01)
+        colony.commit(colony.updates_for([(traj, score)]))
+    colony.close()
+    store.close()
+    runner = CliRunner(env={"COLUMNS": "200"})
+
+    def run(*args: str) -> str:
+        result = runner.invoke(pheromones_app, [*args, "--db", url])
+        assert result.exit_code == 0, result.output
+        return result.stdout
+
+    shown = run("show", "--task", "math")
+    assert "τ for task 'math'" in shown
+    assert "solve_b" in shown
+    data = json.loads(run("show", "--json"))
+    assert data["version"] == 3
+    assert data["tables"]["math"]["plan_a->solve_b"] > data["tables"]["code"]["plan_a->solve_b"]
+    assert "rollback" not in run("versions")
+    assert "plan_a->solve_b" in run("diff", "1", "3")
+    files = run("export", "--out", str(tmp_path / "png")).split()
+    assert len(files) == 2
+    assert all(Path(f).read_bytes()[:4] == b"\x89PNG" for f in files)
+    assert "as version 4" in run("rollback", "1")

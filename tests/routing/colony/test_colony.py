@@ -1,0 +1,226 @@
+"""AntColony end to end: decisions, evidence, asynchronous quality-gated learning, versions."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import pytest
+
+import agentroute as ar
+from agentroute.routing import Outcome
+from agentroute.routing.colony import START, AntColony, Mixture, PheromoneState
+from agentroute.stores import InMemoryTraceStore
+from agentroute.testing import ScriptedModelClient
+
+from .conftest import build_registry, make_colony
+
+
+def _router(colony: AntColony, store: object = "memory://") -> ar.Router:
+    return ar.Router(build_registry(), agent=colony, store=store, client=ScriptedModelClient())  # type: ignore[arg-type]
+
+
+async def test_end_to_end_router_walks_a_two_stage_path() -> None:
+    """Through `Router`: stage 0 then stage 1, each decision recording the full evidence."""
+    colony = make_colony()
+    router = _router(colony)
+    result = await router.run("please compute the sum of two numbers")
+    assert result.status == "completed"
+    assert len(result.agents) == 2
+    assert result.agents[0][0].startswith("plan_")
+    assert result.agents[1][0].startswith("solve_")
+    decisions = [d for d in router.trace(result.run_id).decisions if d.slot == "agent"]
+    first = decisions[0]
+    ev = first.evidence
+    assert set(ev) >= {"mixture", "fused_tau", "eta", "probs", "pick", "pheromone_version"}
+    assert ev["mixture"]["weights"]["math"] > 0.5
+    assert sum(ev["probs"].values()) == pytest.approx(1.0, abs=1e-4)
+    assert ev["from"] == START
+    assert decisions[1].evidence["from"] == result.agents[0][0]
+    colony.close()
+
+
+async def test_feedback_reinforces_the_rewarded_path() -> None:
+    """Feedback scores gate deposits: after rewarding plan_a→solve_b on math, greedy picks it."""
+    colony = make_colony(rho=0.3, batch_size=8)
+    colony.validate(build_registry(), ["plan_a", "plan_b", "solve_a", "solve_b"])
+    for i in range(40):
+        good = i % 2 == 0
+        path = (("plan_a",), ("solve_b",)) if good else (("plan_b",), ("solve_a",))
+        await colony.learn(
+            Outcome(
+                run_id=f"r{i}",
+                task="compute the sum",
+                status="completed",
+                answer="x",
+                cost_usd=0.01,
+                steps=path,
+                score=1.0 if good else 0.0,
+            )
+        )
+    assert colony.drain(10)
+    mix = Mixture({"math": 1.0, "code": 0.0})
+    first = colony.decide(START, ["plan_a", "plan_b"], mix, greedy=True)
+    second = colony.decide("plan_a", ["solve_a", "solve_b"], mix, greedy=True)
+    assert (first.pick, second.pick) == ("plan_a", "solve_b")
+    assert first.probs[0] > 0.8
+    assert colony.state.version >= 1
+    assert colony.stats()["accepted"] == 20
+    colony.close()
+
+
+async def test_learn_returns_fast_and_a_burst_stays_bounded() -> None:
+    """10,000 outcomes against a slow judge: `learn` never waits and the buffer stays ≤ its size."""
+    release = threading.Event()
+
+    def slow_judge(_: object) -> bool:
+        release.wait(5)
+        return True
+
+    colony = make_colony(judge=slow_judge, buffer_size=16, batch_size=4)
+    colony.validate(build_registry(), ["plan_a", "plan_b", "solve_a", "solve_b"])
+    start = time.perf_counter()
+    peak = 0
+    for i in range(10_000):
+        await colony.learn(
+            Outcome(
+                run_id=f"r{i}",
+                task="compute",
+                status="completed",
+                answer="x",
+                cost_usd=0.001,
+                steps=(("plan_a",), ("solve_a",)),
+            )
+        )
+        peak = max(peak, colony.worker.pending)
+    elapsed = time.perf_counter() - start
+    release.set()
+    assert peak <= 16
+    assert colony.worker.dropped >= 10_000 - 16 - 8
+    assert elapsed < 5.0
+    assert colony.drain(20)
+    colony.close()
+
+
+async def test_a_raising_or_slow_judge_is_recorded_not_raised() -> None:
+    """A judge that raises, or outlives its timeout, skips the run and records the error."""
+    calls = {"n": 0}
+
+    async def flaky(_: object) -> bool:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            msg = "judge exploded"
+            raise RuntimeError(msg)
+        await asyncio.sleep(2)
+        return True
+
+    colony = make_colony(judge=flaky, judge_timeout_s=0.1, batch_size=1)
+    router = _router(colony)
+    for _ in range(2):
+        result = await router.run("write a python function")
+        assert result.status == "completed"
+    assert colony.drain(10)
+    stages = [e.stage for e in colony.errors]
+    texts = " ".join(e.error for e in colony.errors)
+    assert stages == ["judge", "judge"]
+    assert "judge exploded" in texts
+    assert "timed out" in texts
+    assert colony.state.version == 0
+    colony.close()
+
+
+async def test_versions_can_be_listed_diffed_and_rolled_back() -> None:
+    """Every commit is a version; a diff shows the changed edges; rollback restores a value."""
+    colony = make_colony(batch_size=1)
+    colony.validate(build_registry(), ["plan_a", "plan_b", "solve_a", "solve_b"])
+    mix = {"math": 1.0, "code": 0.0}
+    for i, score in enumerate((1.0, 0.0)):
+        from agentroute.routing.colony import Trajectory
+
+        await colony.learn_batch(
+            [
+                Trajectory(
+                    f"r{i}", "t", ("plan_a", "solve_a"), mix, "completed", "x", 0.01, score=score
+                )
+            ]
+        )
+    book = colony.book
+    assert book is not None
+    versions = book.versions()
+    assert [v["version"] for v in versions] == [1, 2]
+    diff = book.diff(1, 2)
+    assert set(diff.changes["math"]) == {"__start__->plan_a", "plan_a->solve_a"}
+    assert "code" not in diff.changes
+    restored = book.rollback(1)
+    assert restored.version == 3
+    assert restored.table("math") == book.load(1).table("math")  # type: ignore[union-attr]
+    assert book.versions()[-1]["note"] == "rollback to 1"
+    colony.close()
+
+
+def test_tables_from_an_older_registry_are_reconciled() -> None:
+    """Stored tables for other agents keep surviving edges, add new ones at τ0, and say so."""
+    store = InMemoryTraceStore()
+    old = PheromoneState.fresh(
+        ["math", "code"], [(START, "plan_a"), (START, "gone")], ["plan_a", "gone"], 1.0
+    )
+    old.tau[0, 0] = 19.0
+    store.put_state("ant-colony/test", old.to_value(), expected_version=None)
+    colony = make_colony(store=store, key="ant-colony/test")
+    colony.validate(build_registry(), ["plan_a", "plan_b", "solve_a", "solve_b"])
+    state = colony.state
+    assert state.table("math")["__start__->plan_a"] == pytest.approx(19.0)
+    assert state.table("math")["__start__->plan_b"] == pytest.approx(colony.tau0)
+    assert "__start__->gone" not in state.table("math")
+    assert any("removed agent(s) ['gone']" in r for r in colony.reconciled)
+    mix = Mixture({"math": 1.0})
+    assert colony.decide(START, ["plan_a", "plan_b"], mix, greedy=True).pick == "plan_a"
+
+
+def test_decisions_are_reproducible_from_the_seed() -> None:
+    """Sampling uses the per-decision seed: the same seed gives the same pick."""
+    colony = make_colony()
+    colony.validate(build_registry(), ["plan_a", "plan_b", "solve_a", "solve_b"])
+    mix = Mixture({"math": 0.5, "code": 0.5})
+    picks = {colony.decide(START, ["plan_a", "plan_b"], mix, seed=s).pick for s in range(50)}
+    assert picks == {"plan_a", "plan_b"}
+    again = [colony.decide(START, ["plan_a", "plan_b"], mix, seed=7).pick for _ in range(5)]
+    assert len(set(again)) == 1
+
+
+def test_load_steers_away_from_a_busy_agent() -> None:
+    """With equal pheromone, the agent with many branches in flight gets less probability."""
+    colony = make_colony(beta=3.0)
+    colony.validate(build_registry(), ["plan_a", "plan_b", "solve_a", "solve_b"])
+    mix = Mixture({"math": 1.0})
+    choice = colony.decide(START, ["plan_a", "plan_b"], mix, load={"plan_a": 50})
+    assert choice.probs[1] > choice.probs[0]
+    assert choice.eta_parts["load"][0] < 0.1
+
+
+def test_a_lost_race_re_applies_the_update_on_the_newer_version() -> None:
+    """When another writer commits between our read and write, our update is re-applied."""
+    from agentroute.routing.colony import Trajectory
+
+    store = InMemoryTraceStore()
+    mine, other = (make_colony(store=store, key="k", batch_size=1) for _ in range(2))
+    for colony in (mine, other):
+        colony.validate(build_registry(), ["plan_a", "plan_b", "solve_a", "solve_b"])
+    real_put = store.put_state
+    raced = {"done": False}
+
+    def racing_put(*args: object, **kwargs: object) -> object:
+        if not raced["done"]:
+            raced["done"] = True
+            traj = Trajectory("other", "t", ("plan_b", "solve_b"), {"code": 1.0}, "ok", "x", 0.0)
+            other.commit(other.updates_for([(traj, 1.0)]))
+        return real_put(*args, **kwargs)  # type: ignore[arg-type]
+
+    store.put_state = racing_put  # type: ignore[method-assign]
+    traj = Trajectory("mine", "t", ("plan_a", "solve_a"), {"math": 1.0}, "ok", "x", 0.0)
+    final = mine.commit(mine.updates_for([(traj, 1.0)]))
+    assert mine.book is not None
+    assert mine.book.conflicts == 1
+    assert final.version == 2
+    assert final.meta["learned"] == 2
