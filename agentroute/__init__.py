@@ -65,6 +65,7 @@ if TYPE_CHECKING:
         replay_sync,
     )
     from agentroute.models import LiteLLMClient
+    from agentroute.routing._budget_switch import BudgetSwitch
     from agentroute.runtime import AgentContext, AgentResult, Router, RunResult, SkillSet
     from agentroute.stores import SqlTraceStore
 
@@ -78,6 +79,7 @@ __all__ = [
     "AgentSpec",
     "Budget",
     "BudgetExceeded",
+    "BudgetSwitch",
     "Candidate",
     "ConfigurationError",
     "ContentError",
@@ -135,6 +137,7 @@ _LAZY = {
     "RunResult": "agentroute.runtime",
     "SkillSet": "agentroute.runtime",
     "LiteLLMClient": "agentroute.models",
+    "BudgetSwitch": "agentroute.routing._budget_switch",
     "SqlTraceStore": "agentroute.stores",
     "replay": "agentroute._replay",
     "replay_sync": "agentroute._replay",

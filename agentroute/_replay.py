@@ -228,6 +228,11 @@ def replay_sync(run_id: str, router: Router | None = None, **kwargs: Any) -> Rep
 def _budget(trace: RunTrace) -> Any:
     from agentroute.models import Budget
 
+    if trace.run.budget:
+        # A replay spends nothing real, so it must never charge a shared budget key: the
+        # recorded limits apply to the replay alone.
+        fields = {k: v for k, v in trace.run.budget.items() if k != "key"}
+        return Budget.model_validate(fields)
     return Budget(usd=trace.run.budget_usd) if trace.run.budget_usd else None
 
 

@@ -12,6 +12,7 @@ CREATE TABLE IF NOT EXISTS agentroute_runs (
     router JSON NOT NULL,
     registry_hash VARCHAR NOT NULL,
     budget_usd FLOAT,
+    budget JSON,
     metadata JSON NOT NULL,
     seed INTEGER NOT NULL,
     replay_of VARCHAR,
@@ -186,6 +187,30 @@ CREATE TRIGGER IF NOT EXISTS agentroute_feedback_no_delete
 BEFORE DELETE ON agentroute_feedback
 BEGIN SELECT RAISE(ABORT, 'agentroute traces are append-only'); END;
 
+-- Shared budget ledger (operational state, updated in place)
+CREATE TABLE IF NOT EXISTS agentroute_budget_keys (
+    "key" VARCHAR NOT NULL,
+    limit_usd FLOAT,
+    strong_limit INTEGER,
+    spent_nano BIGINT NOT NULL,
+    strong_used INTEGER NOT NULL,
+    updated_at FLOAT NOT NULL,
+    PRIMARY KEY ("key")
+);
+
+CREATE TABLE IF NOT EXISTS agentroute_budget_ledger (
+    id INTEGER NOT NULL,
+    "key" VARCHAR NOT NULL,
+    run_id VARCHAR NOT NULL,
+    amount_nano BIGINT NOT NULL,
+    strong BOOLEAN NOT NULL,
+    created_at FLOAT NOT NULL,
+    expires_at FLOAT NOT NULL,
+    PRIMARY KEY (id)
+);
+
+CREATE INDEX IF NOT EXISTS ix_agentroute_budget_ledger_key ON agentroute_budget_ledger ("key");
+
 -- PostgreSQL
 CREATE TABLE IF NOT EXISTS agentroute_runs (
     run_id VARCHAR NOT NULL,
@@ -197,6 +222,7 @@ CREATE TABLE IF NOT EXISTS agentroute_runs (
     router JSON NOT NULL,
     registry_hash VARCHAR NOT NULL,
     budget_usd FLOAT,
+    budget JSON,
     metadata JSON NOT NULL,
     seed INTEGER NOT NULL,
     replay_of VARCHAR,
@@ -450,3 +476,27 @@ BEGIN
     END IF;
 END
 $$;
+
+-- Shared budget ledger (operational state, updated in place)
+CREATE TABLE IF NOT EXISTS agentroute_budget_keys (
+    key VARCHAR NOT NULL,
+    limit_usd FLOAT,
+    strong_limit INTEGER,
+    spent_nano BIGINT NOT NULL,
+    strong_used INTEGER NOT NULL,
+    updated_at FLOAT NOT NULL,
+    PRIMARY KEY (key)
+);
+
+CREATE TABLE IF NOT EXISTS agentroute_budget_ledger (
+    id SERIAL NOT NULL,
+    key VARCHAR NOT NULL,
+    run_id VARCHAR NOT NULL,
+    amount_nano BIGINT NOT NULL,
+    strong BOOLEAN NOT NULL,
+    created_at FLOAT NOT NULL,
+    expires_at FLOAT NOT NULL,
+    PRIMARY KEY (id)
+);
+
+CREATE INDEX IF NOT EXISTS ix_agentroute_budget_ledger_key ON agentroute_budget_ledger (key);

@@ -3,7 +3,14 @@
 Importing this package does not import LiteLLM; it is loaded on the first call or price lookup.
 """
 
-from agentroute.models._budget import Budget, BudgetLedger, Reservation, estimate_cost_usd
+from agentroute.models._budget import (
+    Budget,
+    BudgetLedger,
+    BudgetSnapshot,
+    Reservation,
+    SharedBudgetLedger,
+    estimate_cost_usd,
+)
 from agentroute.models._invoke import Attempt, CallResult, call_model
 from agentroute.models._litellm import LiteLLMClient, missing_api_key
 from agentroute.models._pricing import resolve_prices
@@ -13,6 +20,7 @@ __all__ = [
     "Attempt",
     "Budget",
     "BudgetLedger",
+    "BudgetSnapshot",
     "CallResult",
     "LiteLLMClient",
     "Message",
@@ -20,6 +28,7 @@ __all__ = [
     "ModelRequest",
     "ModelResponse",
     "Reservation",
+    "SharedBudgetLedger",
     "Usage",
     "call_model",
     "estimate_cost_usd",

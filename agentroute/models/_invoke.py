@@ -6,9 +6,11 @@ Every attempt is reported to the caller (the runtime records it in the trace), s
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from agentroute.errors import ModelCallError, ModelResponseError, ModelTimeout
 from agentroute.models._budget import BudgetLedger, estimate_cost_usd
@@ -17,6 +19,8 @@ from agentroute.models._retry import retry_async
 from agentroute.registry import ModelSpec
 
 __all__ = ["Attempt", "CallResult", "call_model"]
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +75,18 @@ async def call_model(
     for index, spec in enumerate(chain):
         req = request if index == 0 else request.model_copy(update={"model": spec})
         estimate = estimate_cost_usd(spec, req)
-        reservation = ledger.reserve(estimate, what=f"a call to model {spec.name!r}")
+        # Held for as long as every attempt may take, so a slow call never outlives it.
+        ttl_s = spec.timeout_s * spec.retry.max_attempts + 60.0
+        reservation = await _ledger_op(
+            ledger,
+            functools.partial(
+                ledger.reserve,
+                estimate,
+                what=f"a call to model {spec.name!r}",
+                tier=spec.tier,
+                ttl_s=ttl_s,
+            ),
+        )
 
         async def one(
             _: int, spec: ModelSpec = spec, req: ModelRequest = req, estimate: float = estimate
@@ -105,13 +120,13 @@ async def call_model(
         try:
             result = await retry_async(spec.retry, one)
         except ModelCallError as exc:
-            ledger.release(reservation)
+            await _ledger_op(ledger, functools.partial(ledger.release, reservation))
             last_error = exc
             continue
         except BaseException:
-            ledger.release(reservation)
+            await _ledger_op(ledger, functools.partial(ledger.release, reservation))
             raise
-        ledger.settle(reservation, result.cost_usd)
+        await _ledger_op(ledger, functools.partial(ledger.settle, reservation, result.cost_usd))
         return result
     assert last_error is not None
     if len(chain) > 1:
@@ -119,6 +134,13 @@ async def call_model(
         msg = f"every model failed ({tried}); last error: {last_error}"
         raise type(last_error)(msg, model=last_error.model) from last_error
     raise last_error
+
+
+async def _ledger_op(ledger: BudgetLedger, op: Callable[[], _T]) -> _T:
+    """Run a ledger operation; off the event loop when it touches a database."""
+    if getattr(ledger, "blocking", False):
+        return await asyncio.to_thread(op)
+    return op()
 
 
 def _ms(started: float) -> float:

@@ -171,6 +171,12 @@ class BudgetView:
     limit_usd: float | None
     spent_usd: float
     reserved_usd: float
+    strong_limit: int | None = None
+    """Strong-tier calls allowed, when the budget counts them."""
+    strong_used: int = 0
+    strong_reserved: int = 0
+    key: str | None = None
+    """The shared budget key; the numbers are then the key's totals over every run."""
 
     @property
     def remaining_usd(self) -> float | None:

@@ -170,9 +170,13 @@ class AgentContext:
 
     @property
     def budget(self) -> BudgetView:
-        """The run's budget right now."""
-        ledger = self._budget
-        return BudgetView(ledger.limit_usd, ledger.spent_usd, ledger.reserved_usd)
+        """The run's budget right now.
+
+        For a shared key these are the key's totals; reading them is a quick store query.
+        """
+        from agentroute.runtime._scope import budget_view
+
+        return budget_view(self._budget.snapshot())
 
 
 def bound_logger(run_id: str, step: int, agent: str) -> Any:

@@ -151,40 +151,50 @@ class Engine:
                 "reason": f"step limit of {router.limits.max_steps} reached",
             }
         candidates = router.agent_candidates()
-        ctx = self._routing_context(scope, state, "agent", candidates, agent=None)
-        decision = await self._decide(scope, ctx, router.agent_strategy, branch="")
+        ctx = await self._routing_context(scope, state, "agent", candidates, agent=None)
+        try:
+            decision = await self._decide(scope, ctx, router.agent_strategy, branch="")
+        except BudgetExceeded as exc:
+            return {**reset, "status": "budget_exhausted", "reason": str(exc)}
+        if decision.outcome != "route":
+            return {**reset, **self._stop_update(decision)}
+        loop = self._loop_update(scope, state, decision)
+        if loop is not None:
+            return {**reset, **loop}
+        return {**reset, "agents": list(decision.agents), "then": decision.then}
+
+    def _stop_update(self, decision: RouteDecision) -> dict[str, Any]:
+        """State update for a decision that routes to nobody: finish or out of scope."""
+        router = self.router
         if decision.outcome == "finish":
-            return {**reset, "status": "completed", "reason": decision.reason or "router finished"}
-        if decision.outcome in ("out_of_scope", "abstain"):
-            handler = router.out_of_scope
-            reason = decision.reason or "no agent fits the request"
-            if handler is not None:
-                return {
-                    **reset,
-                    "agents": [handler],
-                    "then": "finish",
-                    "status": "out_of_scope",
-                    "reason": reason,
-                }
+            return {"status": "completed", "reason": decision.reason or "router finished"}
+        reason = decision.reason or "no agent fits the request"
+        if router.out_of_scope is not None:
             return {
-                **reset,
+                "agents": [router.out_of_scope],
+                "then": "finish",
                 "status": "out_of_scope",
                 "reason": reason,
-                "answer": router.out_of_scope_message,
             }
+        return {"status": "out_of_scope", "reason": reason, "answer": router.out_of_scope_message}
+
+    def _loop_update(
+        self, scope: RunScope, state: RunState, decision: RouteDecision
+    ) -> dict[str, Any] | None:
+        """Count each chosen agent's (task, previous) input; stop when one repeats too often."""
+        limit = self.router.limits.loop_limit
         for agent in decision.agents:
             key = agent + "\x00" + sha256_hex(state["task"] + "\x00" + (state["previous"] or ""))
             scope.input_counts[key] += 1
-            if scope.input_counts[key] >= router.limits.loop_limit:
+            if scope.input_counts[key] >= limit:
                 return {
-                    **reset,
                     "status": "loop_detected",
                     "reason": (
                         f"agent {agent!r} was chosen {scope.input_counts[key]} times with the "
-                        f"same input (loop_limit={router.limits.loop_limit})"
+                        f"same input (loop_limit={limit})"
                     ),
                 }
-        return {**reset, "agents": list(decision.agents), "then": decision.then}
+        return None
 
     # -- act ---------------------------------------------------------------------------------
 
@@ -316,7 +326,7 @@ class Engine:
         strategy = router.skills_strategy
         if strategy is None:
             return allowed
-        ctx = self._routing_context(
+        ctx = await self._routing_context(
             scope, branch, "skills", tuple(s.id for s in allowed), agent=branch["agent"]
         )
         decision = await self._decide(scope, ctx, strategy, branch=branch["agent"])
@@ -331,7 +341,7 @@ class Engine:
         strategy = router.model_strategy
         if strategy is None:
             return router.default_model(branch["agent"])
-        ctx = self._routing_context(
+        ctx = await self._routing_context(
             scope, branch, "model", tuple(router.registry.models), agent=branch["agent"]
         )
         decision = await self._decide(scope, ctx, strategy, branch=branch["agent"])
@@ -441,7 +451,7 @@ class Engine:
 
     # -- shared ------------------------------------------------------------------------------
 
-    def _routing_context(
+    async def _routing_context(
         self,
         scope: RunScope,
         state: Mapping[str, Any],
@@ -466,7 +476,7 @@ class Engine:
             agent=agent,
             previous=state["previous"],
             history=tuple(scope.history),
-            budget=scope.budget_view(),
+            budget=await scope.budget_view(),
             metadata=scope.metadata,
             load=dict(self.router.inflight),
             seed=(scope.seed * 1_000_003 + step * 31 + len(branch)) & 0x7FFFFFFF,
@@ -499,8 +509,8 @@ class Engine:
             scope.recorder.record(
                 DecisionRecord, **base, outcome="error", latency_ms=_ms(started), error=_err(exc)
             )
-            if isinstance(exc, RoutingError):
-                raise
+            if isinstance(exc, RoutingError | BudgetExceeded):
+                raise  # a budget stop stays a budget stop, whichever slot hit it
             msg = f"{ctx.slot} strategy {described['strategy']!r} raised {_err(exc)}"
             raise RoutingError(msg, run_id=scope.run_id) from exc
         if decision.strategy:

@@ -466,6 +466,7 @@ class Router:
             router=self.config(),
             registry_hash=self.registry.content_hash(),
             budget_usd=budget.usd if budget else None,
+            budget=budget.model_dump(mode="json") if budget else None,
             metadata=scope.metadata,
             seed=scope.seed,
             replay_of=replay_of,

@@ -2,7 +2,14 @@
 
 from typing import TYPE_CHECKING
 
-from agentroute.stores._base import RunSummary, RunTrace, TraceStore, VerifyReport, verify_chain
+from agentroute.stores._base import (
+    BudgetKeyStatus,
+    RunSummary,
+    RunTrace,
+    TraceStore,
+    VerifyReport,
+    verify_chain,
+)
 from agentroute.stores._memory import InMemoryTraceStore
 from agentroute.stores._open import DEFAULT_STORE_URL, open_store
 from agentroute.stores._records import (
@@ -21,12 +28,13 @@ from agentroute.stores._records import (
 )
 
 if TYPE_CHECKING:
-    from agentroute.stores._sql import SqlTraceStore
+    from agentroute.stores._sql import SqlTraceStore, ledger_schema_sql
 
 __all__ = [
     "DEFAULT_STORE_URL",
     "GENESIS_HASH",
     "AgentOutputRecord",
+    "BudgetKeyStatus",
     "CandidateRecord",
     "DecisionRecord",
     "FeedbackRecord",
@@ -43,6 +51,7 @@ __all__ = [
     "TraceStore",
     "VerifyReport",
     "chain_hash",
+    "ledger_schema_sql",
     "open_store",
     "verify_chain",
 ]
@@ -50,8 +59,8 @@ __all__ = [
 
 def __getattr__(name: str) -> object:
     # SqlTraceStore pulls in sqlmodel/SQLAlchemy (slow); load it on first use.
-    if name == "SqlTraceStore":
-        from agentroute.stores._sql import SqlTraceStore
+    if name in ("SqlTraceStore", "ledger_schema_sql"):
+        from agentroute.stores import _sql
 
-        return SqlTraceStore
+        return getattr(_sql, name)
     raise AttributeError(name)

@@ -10,7 +10,7 @@ from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agentroute.errors import RunNotFound
+from agentroute.errors import ConfigurationError, RunNotFound
 from agentroute.stores._records import (
     GENESIS_HASH,
     AgentOutputRecord,
@@ -24,7 +24,7 @@ from agentroute.stores._records import (
     TraceRecord,
 )
 
-__all__ = ["RunSummary", "RunTrace", "TraceStore", "VerifyReport"]
+__all__ = ["BudgetKeyStatus", "RunSummary", "RunTrace", "TraceStore", "VerifyReport"]
 
 
 class RunSummary(BaseModel):
@@ -98,6 +98,24 @@ class VerifyReport(BaseModel):
     """True when the run has an end record."""
     problems: list[str] = Field(default_factory=list)
     """What is wrong, one entry per broken link or gap."""
+
+
+class BudgetKeyStatus(BaseModel):
+    """The totals of one shared budget key (operational state, not part of any trace)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    key: str
+    limit_usd: float | None = None
+    """The limit last asked for with this key."""
+    strong_limit: int | None = None
+    spent_usd: float = 0.0
+    """Settled spend of every run charging the key."""
+    reserved_usd: float = 0.0
+    """Reservations in flight that have not expired."""
+    strong_used: int = 0
+    strong_reserved: int = 0
+    open_reservations: int = 0
 
 
 def verify_chain(run_id: str, records: Sequence[TraceRecord]) -> VerifyReport:
@@ -256,6 +274,77 @@ class TraceStore(ABC):
     @abstractmethod
     def list_state(self, key: str) -> list[StateRecord]:
         """Every version of a learned state, oldest first."""
+
+    # -- shared budget ledgers ---------------------------------------------------------------
+
+    keeps_budgets: bool = False
+    """Whether this store keeps shared budget keys (`Budget(key=...)`)."""
+
+    def budget_reserve(
+        self,
+        key: str,
+        *,
+        amount_nano: int,
+        strong: bool,
+        limit_usd: float | None,
+        strong_limit: int | None,
+        run_id: str,
+        ttl_s: float,
+    ) -> tuple[int | None, BudgetKeyStatus]:
+        """Atomically reserve `amount_nano` nano-dollars (and a strong call) on a budget key.
+
+        Under the key's lock: expired reservations are dropped, then the reservation is
+        accepted only when settled spend + open reservations + the amount stays within
+        `limit_usd` (and strong calls used + in flight stay below `strong_limit`).
+
+        Returns:
+            The new reservation's id (`None` when refused) and the key's status before it.
+
+        Raises:
+            ConfigurationError: The store keeps no budget ledgers.
+        """
+        raise self._no_budgets()
+
+    def budget_settle(
+        self, key: str, reservation_id: int, *, actual_nano: int, strong: bool
+    ) -> BudgetKeyStatus:
+        """Charge a call's actual cost to the key and drop its reservation (even if expired).
+
+        Raises:
+            ConfigurationError: The store keeps no budget ledgers.
+        """
+        raise self._no_budgets()
+
+    def budget_release(self, key: str, reservation_id: int) -> BudgetKeyStatus:
+        """Drop a reservation whose call was never charged.
+
+        Raises:
+            ConfigurationError: The store keeps no budget ledgers.
+        """
+        raise self._no_budgets()
+
+    def budget_status(self, key: str) -> BudgetKeyStatus:
+        """The key's totals (zeros for a key never used).
+
+        Raises:
+            ConfigurationError: The store keeps no budget ledgers.
+        """
+        raise self._no_budgets()
+
+    def budget_reset(self, key: str) -> None:
+        """Forget a key's spend and reservations (e.g. at the start of a billing period).
+
+        Raises:
+            ConfigurationError: The store keeps no budget ledgers.
+        """
+        raise self._no_budgets()
+
+    def _no_budgets(self) -> ConfigurationError:
+        msg = (
+            f"{type(self).__name__} keeps no shared budget ledgers; use InMemoryTraceStore or "
+            "SqlTraceStore for Budget(key=...)"
+        )
+        return ConfigurationError(msg)
 
     # -- helpers -----------------------------------------------------------------------------
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from agentroute.errors import RunNotFound, StateConflict
-from agentroute.stores._base import RunSummary, RunTrace, TraceStore
+from agentroute.stores._base import BudgetKeyStatus, RunSummary, RunTrace, TraceStore
 from agentroute.stores._records import (
     FeedbackRecord,
     RunEndRecord,
@@ -20,15 +22,47 @@ from agentroute.stores._records import (
 __all__ = ["InMemoryTraceStore"]
 
 
+@dataclass
+class _BudgetKey:
+    limit_usd: float | None = None
+    strong_limit: int | None = None
+    spent_nano: int = 0
+    strong_used: int = 0
+    # reservation id -> (nano-dollars, strong, expires_at)
+    open: dict[int, tuple[int, bool, float]] = field(default_factory=dict)
+
+    def drop_expired(self, now: float) -> None:
+        for rid in [r for r, (_, _, exp) in self.open.items() if exp <= now]:
+            del self.open[rid]
+
+    def status(self, key: str) -> BudgetKeyStatus:
+        return BudgetKeyStatus(
+            key=key,
+            limit_usd=self.limit_usd,
+            strong_limit=self.strong_limit,
+            spent_usd=self.spent_nano / 1e9,
+            reserved_usd=sum(a for a, _, _ in self.open.values()) / 1e9,
+            strong_used=self.strong_used,
+            strong_reserved=sum(1 for _, s, _ in self.open.values() if s),
+            open_reservations=len(self.open),
+        )
+
+
 class InMemoryTraceStore(TraceStore):
-    """Keeps every record in process memory. Thread-safe; lost when the process ends."""
+    """Keeps every record in process memory. Thread-safe; lost when the process ends.
+
+    Shared budget keys live here too: every router using this store instance shares them.
+    """
 
     url = "memory://"
+    keeps_budgets = True
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._runs: dict[str, list[TraceRecord]] = {}
         self._state: dict[str, list[StateRecord]] = {}
+        self._budgets: dict[str, _BudgetKey] = {}
+        self._reservation_ids = itertools.count(1)
 
     def append(self, records: Sequence[TraceRecord]) -> None:
         """Append sealed records; they are visible at once."""
@@ -127,6 +161,75 @@ class InMemoryTraceStore(TraceStore):
         """Every version of a learned state, oldest first."""
         with self._lock:
             return list(self._state.get(key, []))
+
+    # -- shared budget ledgers ---------------------------------------------------------------
+
+    def budget_reserve(
+        self,
+        key: str,
+        *,
+        amount_nano: int,
+        strong: bool,
+        limit_usd: float | None,
+        strong_limit: int | None,
+        run_id: str,
+        ttl_s: float,
+    ) -> tuple[int | None, BudgetKeyStatus]:
+        """Reserve atomically under the store's lock (see `TraceStore.budget_reserve`)."""
+        del run_id
+        now = time.time()
+        with self._lock:
+            state = self._budgets.setdefault(key, _BudgetKey())
+            state.limit_usd, state.strong_limit = limit_usd, strong_limit
+            state.drop_expired(now)
+            before = state.status(key)
+            reserved = sum(a for a, _, _ in state.open.values())
+            strong_open = sum(1 for _, s, _ in state.open.values() if s)
+            if limit_usd is not None and state.spent_nano + reserved + amount_nano > round(
+                limit_usd * 1e9
+            ):
+                return None, before
+            if (
+                strong
+                and strong_limit is not None
+                and state.strong_used + strong_open >= (strong_limit)
+            ):
+                return None, before
+            rid = next(self._reservation_ids)
+            state.open[rid] = (amount_nano, strong, now + ttl_s)
+            return rid, before
+
+    def budget_settle(
+        self, key: str, reservation_id: int, *, actual_nano: int, strong: bool
+    ) -> BudgetKeyStatus:
+        """Charge the actual cost and drop the reservation."""
+        with self._lock:
+            state = self._budgets.setdefault(key, _BudgetKey())
+            state.open.pop(reservation_id, None)
+            state.spent_nano += actual_nano
+            state.strong_used += int(strong)
+            return state.status(key)
+
+    def budget_release(self, key: str, reservation_id: int) -> BudgetKeyStatus:
+        """Drop a reservation."""
+        with self._lock:
+            state = self._budgets.setdefault(key, _BudgetKey())
+            state.open.pop(reservation_id, None)
+            return state.status(key)
+
+    def budget_status(self, key: str) -> BudgetKeyStatus:
+        """The key's totals."""
+        with self._lock:
+            state = self._budgets.get(key)
+            if state is None:
+                return BudgetKeyStatus(key=key)
+            state.drop_expired(time.time())
+            return state.status(key)
+
+    def budget_reset(self, key: str) -> None:
+        """Forget the key."""
+        with self._lock:
+            self._budgets.pop(key, None)
 
 
 def _summarise(chain: list[TraceRecord]) -> RunSummary | None:

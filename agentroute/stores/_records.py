@@ -86,7 +86,9 @@ class RunRecord(_Record):
     registry_hash: str = ""
     """`Registry.content_hash()` when the run started."""
     budget_usd: float | None = None
-    """The run's budget, if any."""
+    """The run's budget in USD, if any."""
+    budget: dict[str, Any] | None = None
+    """The run's whole `Budget` (USD, strong calls, shared key), if any."""
     metadata: dict[str, Any] = Field(default_factory=dict)
     """Caller-supplied metadata (tenant, user, channel, ...)."""
     seed: int = 0

@@ -39,19 +39,23 @@ import structlog
 from pydantic import TypeAdapter
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Column,
     Connection,
     Engine,
     MetaData,
     Table,
     and_,
+    case,
     create_engine,
+    delete,
     event,
     func,
     insert,
     select,
     text,
     union_all,
+    update,
 )
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
@@ -67,7 +71,7 @@ from agentroute.errors import (
     StoreError,
     StoreUnavailable,
 )
-from agentroute.stores._base import RunSummary, RunTrace, TraceStore
+from agentroute.stores._base import BudgetKeyStatus, RunSummary, RunTrace, TraceStore
 from agentroute.stores._records import (
     AgentOutputRecord,
     DecisionRecord,
@@ -81,6 +85,8 @@ from agentroute.stores._records import (
 
 __all__ = [
     "AgentOutputRow",
+    "BudgetKeyRow",
+    "BudgetReservationRow",
     "DecisionRow",
     "FeedbackRow",
     "ModelCallRow",
@@ -88,6 +94,7 @@ __all__ = [
     "RunRow",
     "SqlTraceStore",
     "StateRow",
+    "ledger_schema_sql",
     "schema_sql",
 ]
 
@@ -121,6 +128,7 @@ class RunRow(_ChainedRow, table=True):
     router: dict[str, Any] = Field(sa_type=JSON)
     registry_hash: str
     budget_usd: float | None
+    budget: dict[str, Any] | None = Field(default=None, sa_type=JSON)
     # `metadata` is taken by SQLAlchemy's declarative base; the column keeps the record's name.
     metadata_: dict[str, Any] = Field(sa_column=Column("metadata", JSON, nullable=False))
     seed: int
@@ -227,6 +235,43 @@ class StateRow(_Row, table=True):
     note: str
 
 
+# Budget ledgers are operational state, not trace: tables of their own metadata, created with
+# the trace tables (`create=True`) and, for stores opened with `create=False`, on first use.
+_LEDGER_REGISTRY = registry(metadata=MetaData())
+
+
+class _LedgerRow(SQLModel, registry=_LEDGER_REGISTRY):
+    pass
+
+
+class BudgetKeyRow(_LedgerRow, table=True):
+    """A shared budget key's totals. Operational state: updated in place, never chained."""
+
+    __tablename__ = "agentroute_budget_keys"
+
+    key: str = Field(primary_key=True)
+    limit_usd: float | None
+    strong_limit: int | None
+    spent_nano: int = Field(sa_type=BigInteger)
+    """Settled spend in nano-dollars (integers, so sums are exact)."""
+    strong_used: int
+    updated_at: float
+
+
+class BudgetReservationRow(_LedgerRow, table=True):
+    """One reservation in flight on a budget key; deleted when settled, released or expired."""
+
+    __tablename__ = "agentroute_budget_ledger"
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(index=True)
+    run_id: str
+    amount_nano: int = Field(sa_type=BigInteger)
+    strong: bool
+    created_at: float
+    expires_at: float
+
+
 def _table(row: type[_Row]) -> Table:
     return _REGISTRY.metadata.tables[str(row.__tablename__)]
 
@@ -254,7 +299,10 @@ _RUNS: Final = _KIND_TABLES["run"]
 _RUN_ENDS: Final = _KIND_TABLES["run_end"]
 _STATE: Final = _table(StateRow)
 _CHAINED_TABLES: Final = tuple(_KIND_TABLES.values())
+_BUDGET_KEYS: Final = _LEDGER_REGISTRY.metadata.tables["agentroute_budget_keys"]
+_BUDGET_LEDGER: Final = _LEDGER_REGISTRY.metadata.tables["agentroute_budget_ledger"]
 _ALL_TABLES: Final = (*_CHAINED_TABLES, _STATE)
+_LEDGER_TABLES: Final = (_BUDGET_KEYS, _BUDGET_LEDGER)
 
 _JSON_COLUMNS: Final[dict[str, tuple[str, ...]]] = {
     kind: tuple(c.name for c in table.columns if isinstance(c.type, JSON))
@@ -305,9 +353,9 @@ def _tidy(ddl: str) -> str:
     return "\n".join(line.rstrip().replace("\t", "    ") for line in ddl.strip().splitlines())
 
 
-def _ddl_statements(dialect: Dialect) -> list[str]:
+def _ddl_statements(dialect: Dialect, tables: Sequence[Table] = _ALL_TABLES) -> list[str]:
     statements: list[str] = []
-    for table in _ALL_TABLES:
+    for table in tables:
         statements.append(
             _tidy(str(CreateTable(table, if_not_exists=True).compile(dialect=dialect)))
         )
@@ -315,6 +363,8 @@ def _ddl_statements(dialect: Dialect) -> list[str]:
             statements.append(
                 _tidy(str(CreateIndex(index, if_not_exists=True).compile(dialect=dialect)))
             )
+    if tables is not _ALL_TABLES:
+        return statements
     if dialect.name == "postgresql":
         statements.append(_PG_APPEND_ONLY_FUNCTION)
     for table in _CHAINED_TABLES:
@@ -346,6 +396,25 @@ def schema_sql(dialect: str = "sqlite") -> str:
         msg = f"no schema for dialect {dialect!r}: use 'sqlite' or 'postgresql'"
         raise ConfigurationError(msg) from None
     return "".join(f"{statement};\n\n" for statement in _ddl_statements(compiled_for))
+
+
+def ledger_schema_sql(dialect: str = "sqlite") -> str:
+    """Return the DDL of the shared budget ledger tables (idempotent, `IF NOT EXISTS`).
+
+    `agentroute_budget_keys` (one row per key: limit, settled spend in nano-dollars, strong calls
+    used) and `agentroute_budget_ledger` (one row per reservation in flight, with its expiry).
+    They hold operational state, updated in place, so they carry no append-only triggers.
+
+    Raises:
+        ConfigurationError: Another dialect was asked for.
+    """
+    try:
+        compiled_for = _DIALECTS[dialect]
+    except KeyError:
+        msg = f"no schema for dialect {dialect!r}: use 'sqlite' or 'postgresql'"
+        raise ConfigurationError(msg) from None
+    statements = _ddl_statements(compiled_for, _LEDGER_TABLES)
+    return "".join(f"{statement};\n\n" for statement in statements)
 
 
 # -- the SQLAlchemy boundary -------------------------------------------------------------------
@@ -596,6 +665,7 @@ class SqlTraceStore(TraceStore):
         self._last_error: BaseException | None = None
         self._closed = False
         self._stop = threading.Event()
+        self._ledger_ready = False
 
         if create:
             try:
@@ -896,6 +966,20 @@ class SqlTraceStore(TraceStore):
                 conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('agentroute.schema'))"))
             for statement in _ddl_statements(self._engine.dialect):
                 conn.exec_driver_sql(statement)
+            for statement in _ddl_statements(self._engine.dialect, _LEDGER_TABLES):
+                conn.exec_driver_sql(statement)
+        self._ledger_ready = True
+
+    def _ensure_ledger(self) -> None:
+        """Create the budget ledger tables once per store (stores opened with create=False)."""
+        if self._ledger_ready:
+            return
+        with self._transaction("creating the budget ledger tables", write=True) as conn:
+            if self._postgres:
+                conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('agentroute.schema'))"))
+            for statement in _ddl_statements(self._engine.dialect, _LEDGER_TABLES):
+                conn.exec_driver_sql(statement)
+        self._ledger_ready = True
 
     def add_feedback(
         self,
@@ -1081,6 +1165,168 @@ class SqlTraceStore(TraceStore):
         with self._transaction(f"reading state {key!r}") as conn:
             rows = conn.execute(query).all()
         return [StateRecord.model_validate(dict(row._mapping)) for row in rows]
+
+    # -- shared budget ledgers ---------------------------------------------------------------
+
+    keeps_budgets = True
+
+    def _lock_budget_key(
+        self, conn: Connection, key: str, limit_usd: float | None, strong_limit: int | None
+    ) -> Any:
+        """Create the key's row if missing, then lock it for this transaction."""
+        dialect_insert = postgresql.insert if self._postgres else sqlite.insert
+        conn.execute(
+            dialect_insert(_BUDGET_KEYS)
+            .values(
+                key=key,
+                limit_usd=limit_usd,
+                strong_limit=strong_limit,
+                spent_nano=0,
+                strong_used=0,
+                updated_at=time.time(),
+            )
+            .on_conflict_do_nothing(index_elements=["key"])
+        )
+        # PostgreSQL: a row lock serialises every reservation on the key. SQLite: the
+        # transaction began with BEGIN IMMEDIATE, which already serialises writers.
+        return conn.execute(
+            select(_BUDGET_KEYS).where(_BUDGET_KEYS.c.key == key).with_for_update()
+        ).one()
+
+    def _open_totals(self, conn: Connection, key: str, now: float) -> tuple[int, int, int]:
+        row = conn.execute(
+            select(
+                func.coalesce(func.sum(_BUDGET_LEDGER.c.amount_nano), 0),
+                func.coalesce(func.sum(case((_BUDGET_LEDGER.c.strong, 1), else_=0)), 0),
+                func.count(),
+            ).where(_BUDGET_LEDGER.c.key == key, _BUDGET_LEDGER.c.expires_at > now)
+        ).one()
+        return int(row[0]), int(row[1]), int(row[2])
+
+    @staticmethod
+    def _key_status(key: str, row: Any, totals: tuple[int, int, int]) -> BudgetKeyStatus:
+        return BudgetKeyStatus(
+            key=key,
+            limit_usd=row.limit_usd,
+            strong_limit=row.strong_limit,
+            spent_usd=int(row.spent_nano) / 1e9,
+            reserved_usd=totals[0] / 1e9,
+            strong_used=int(row.strong_used),
+            strong_reserved=totals[1],
+            open_reservations=totals[2],
+        )
+
+    def budget_reserve(
+        self,
+        key: str,
+        *,
+        amount_nano: int,
+        strong: bool,
+        limit_usd: float | None,
+        strong_limit: int | None,
+        run_id: str,
+        ttl_s: float,
+    ) -> tuple[int | None, BudgetKeyStatus]:
+        """Reserve atomically (row lock in PostgreSQL, `BEGIN IMMEDIATE` in SQLite).
+
+        Raises:
+            StoreUnavailable: The database is locked or unreachable.
+        """
+        self._ensure_ledger()
+        now = time.time()
+        with self._transaction(f"reserving budget on key {key!r}", write=True) as conn:
+            row = self._lock_budget_key(conn, key, limit_usd, strong_limit)
+            conn.execute(
+                delete(_BUDGET_LEDGER).where(
+                    _BUDGET_LEDGER.c.key == key, _BUDGET_LEDGER.c.expires_at <= now
+                )
+            )
+            totals = self._open_totals(conn, key, now)
+            before = self._key_status(key, row, totals)
+            refused = (
+                limit_usd is not None
+                and int(row.spent_nano) + totals[0] + amount_nano > round(limit_usd * 1e9)
+            ) or (
+                strong
+                and strong_limit is not None
+                and int(row.strong_used) + totals[1] >= strong_limit
+            )
+            if refused:
+                return None, before
+            conn.execute(
+                update(_BUDGET_KEYS)
+                .where(_BUDGET_KEYS.c.key == key)
+                .values(limit_usd=limit_usd, strong_limit=strong_limit, updated_at=now)
+            )
+            result = conn.execute(
+                insert(_BUDGET_LEDGER).values(
+                    key=key,
+                    run_id=run_id,
+                    amount_nano=amount_nano,
+                    strong=strong,
+                    created_at=now,
+                    expires_at=now + ttl_s,
+                )
+            )
+            rid = int(result.inserted_primary_key[0])  # type: ignore[index]
+        return rid, before
+
+    def budget_settle(
+        self, key: str, reservation_id: int, *, actual_nano: int, strong: bool
+    ) -> BudgetKeyStatus:
+        """Charge the actual cost to the key and delete the reservation, in one transaction.
+
+        Raises:
+            StoreUnavailable: The database is locked or unreachable.
+        """
+        self._ensure_ledger()
+        now = time.time()
+        with self._transaction(f"settling budget on key {key!r}", write=True) as conn:
+            self._lock_budget_key(conn, key, None, None)
+            conn.execute(delete(_BUDGET_LEDGER).where(_BUDGET_LEDGER.c.id == reservation_id))
+            conn.execute(
+                update(_BUDGET_KEYS)
+                .where(_BUDGET_KEYS.c.key == key)
+                .values(
+                    spent_nano=_BUDGET_KEYS.c.spent_nano + actual_nano,
+                    strong_used=_BUDGET_KEYS.c.strong_used + int(strong),
+                    updated_at=now,
+                )
+            )
+            row = conn.execute(select(_BUDGET_KEYS).where(_BUDGET_KEYS.c.key == key)).one()
+            return self._key_status(key, row, self._open_totals(conn, key, now))
+
+    def budget_release(self, key: str, reservation_id: int) -> BudgetKeyStatus:
+        """Delete a reservation.
+
+        Raises:
+            StoreUnavailable: The database is locked or unreachable.
+        """
+        self._ensure_ledger()
+        now = time.time()
+        with self._transaction(f"releasing budget on key {key!r}", write=True) as conn:
+            conn.execute(delete(_BUDGET_LEDGER).where(_BUDGET_LEDGER.c.id == reservation_id))
+            row = conn.execute(select(_BUDGET_KEYS).where(_BUDGET_KEYS.c.key == key)).first()
+            if row is None:
+                return BudgetKeyStatus(key=key)
+            return self._key_status(key, row, self._open_totals(conn, key, now))
+
+    def budget_status(self, key: str) -> BudgetKeyStatus:
+        """The key's totals (unexpired reservations only)."""
+        self._ensure_ledger()
+        now = time.time()
+        with self._transaction(f"reading budget key {key!r}") as conn:
+            row = conn.execute(select(_BUDGET_KEYS).where(_BUDGET_KEYS.c.key == key)).first()
+            if row is None:
+                return BudgetKeyStatus(key=key)
+            return self._key_status(key, row, self._open_totals(conn, key, now))
+
+    def budget_reset(self, key: str) -> None:
+        """Delete the key's totals and reservations."""
+        self._ensure_ledger()
+        with self._transaction(f"resetting budget key {key!r}", write=True) as conn:
+            conn.execute(delete(_BUDGET_LEDGER).where(_BUDGET_LEDGER.c.key == key))
+            conn.execute(delete(_BUDGET_KEYS).where(_BUDGET_KEYS.c.key == key))
 
 
 def _run_not_found(run_id: str) -> RunNotFound:

@@ -1,0 +1,321 @@
+"""`BudgetSwitch`: policies, tiers, knobs, scorers, cascade, metrics and the eval command.
+
+A tiny fake embedder keeps these tests fast and free of model files: prompts mentioning
+"proof" embed near each other, everything else near a second direction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+import agentroute as ar
+from agentroute.errors import ConfigurationError
+from agentroute.routing import Static, build_strategy
+from agentroute.routing._budget_switch import BudgetSwitch
+from agentroute.routing._difficulty import (
+    EnsembleScorer,
+    KnnScorer,
+    LogisticScorer,
+    load_outcomes,
+)
+from agentroute.routing._difficulty_eval import calibrate_threshold, cheap_strong_curve
+from agentroute.routing._difficulty_features import HashingEmbedder
+from agentroute.stores import InMemoryTraceStore
+from agentroute.testing import ScriptedModelClient
+
+
+class FakeEmbedder:
+    """Two clusters: 'proof' prompts and the rest, with a little per-text jitter."""
+
+    name = "fake:2"
+
+    def embed(self, texts: Sequence[str]) -> Any:
+        rows = []
+        for t in texts:
+            jitter = (hash(t) % 100) / 1000.0
+            rows.append([1.0, jitter] if "proof" in t else [jitter, 1.0])
+        arr = np.asarray(rows, dtype=np.float32)
+        return arr / np.linalg.norm(arr, axis=1, keepdims=True)
+
+
+def _data(n: int = 60) -> tuple[list[str], list[float], list[float]]:
+    texts, cheap, strong = [], [], []
+    for i in range(n):
+        hard = i % 2 == 0
+        texts.append(f"{'proof of theorem' if hard else 'say hello'} {i}")
+        cheap.append(0.0 if hard else 1.0)
+        strong.append(1.0)
+    return texts, cheap, strong
+
+
+def _registry(tiers: Sequence[str] = ("cheap", "strong")) -> ar.Registry:
+    reg = ar.Registry()
+    prices = {"cheap": (0.1, 0.4), "mid": (0.5, 2.0), "strong": (2.5, 10.0)}
+    for tier in tiers:
+        inp, out = prices[tier]
+        reg.model(tier, f"m/{tier}", tier=tier, input_price_per_mtok=inp, output_price_per_mtok=out)
+
+    @reg.agent()
+    async def solver(ctx: ar.AgentContext, task: str) -> str:
+        """Answers."""
+        return await ctx.complete(task)
+
+    return reg
+
+
+def _router(switch: BudgetSwitch, reg: ar.Registry | None = None) -> ar.Router:
+    return ar.Router(
+        reg or _registry(),
+        agent=Static("solver"),
+        model=switch,
+        store=InMemoryTraceStore(),
+        client=ScriptedModelClient(default="ok"),
+    )
+
+
+def _fitted_knn() -> KnnScorer:
+    return KnnScorer(FakeEmbedder()).fit(*_data())
+
+
+def _model_decision(router: ar.Router, run_id: str) -> Any:
+    return next(d for d in router.trace(run_id).decisions if d.slot == "model")
+
+
+def test_threshold_routes_hard_prompts_up_and_records_why() -> None:
+    """Hard prompts go strong, easy ones cheap; evidence has score, threshold, budget, cost."""
+    router = _router(BudgetSwitch.threshold(_fitted_knn(), t=0.6))
+    hard = router.run_sync("proof of a new theorem", budget=ar.Budget(usd=1.0))
+    easy = router.run_sync("say hello to me", budget=ar.Budget(usd=1.0))
+    d_hard, d_easy = _model_decision(router, hard.run_id), _model_decision(router, easy.run_id)
+    assert d_hard.chosen == ["strong"]
+    assert d_easy.chosen == ["cheap"]
+    ev = d_hard.evidence
+    assert ev["policy"] == "threshold"
+    assert ev["threshold"] == 0.6
+    assert ev["score"] > 0.6
+    assert ev["budget_before"]["limit_usd"] == 1.0
+    assert ev["budget_after_estimated"]["spent_usd"] == pytest.approx(ev["estimated_cost_usd"])
+    assert ev["scorer_evidence"]["neighbours"][0]["text"].startswith("proof")
+    call = router.trace(hard.run_id).model_calls[0]
+    assert call.estimated_cost_usd >= call.cost_usd > 0
+
+
+def test_metadata_knob_changes_the_threshold_without_refitting() -> None:
+    """Run metadata `budget_switch.t` (or `strong_share`) overrides t for that run only."""
+    router = _router(BudgetSwitch.threshold(_fitted_knn(), t=0.6))
+    res = router.run_sync("proof again", metadata={"budget_switch": {"t": 0.99}})
+    decision = _model_decision(router, res.run_id)
+    assert decision.chosen == ["cheap"]
+    assert decision.evidence["threshold_source"] == "metadata.t"
+
+
+def test_strong_share_knob_uses_calibration_scores() -> None:
+    """`strong_share=0` sends nothing up; `strong_share=1` sends everything up."""
+    switch = BudgetSwitch.threshold(_fitted_knn(), t=0.6)
+    texts, _, _ = _data()
+    switch.calibrate(texts, strong_share=0.5)
+    router = _router(switch)
+    low = router.run_sync("proof x", metadata={"budget_switch": {"strong_share": 0.0}})
+    high = router.run_sync("say hi", metadata={"budget_switch": {"strong_share": 1.0}})
+    assert _model_decision(router, low.run_id).chosen == ["cheap"]
+    assert _model_decision(router, high.run_id).chosen == ["strong"]
+
+
+def test_first_strong_and_always_policies() -> None:
+    """`first_strong(1)`: strong at step 0 then cheap; `always('cheap')`: cheap."""
+    switch = BudgetSwitch.first_strong(1)
+    ctx = _ctx(switch, step=0)
+    assert asyncio.run(switch.route(ctx)).model == "strong"
+    assert asyncio.run(switch.route(_ctx(switch, step=1))).model == "cheap"
+    always = BudgetSwitch.always("cheap")
+    assert asyncio.run(always.route(_ctx(always))).model == "cheap"
+
+
+def _ctx(switch: BudgetSwitch, reg: ar.Registry | None = None, **fields: Any) -> Any:
+    from agentroute.routing import RoutingContext
+
+    reg = reg or _registry()
+    switch.validate(reg, ["solver"])
+    values: dict[str, Any] = {
+        "run_id": "r",
+        "step": 0,
+        "slot": "model",
+        "task": "t",
+        "registry": reg,
+        "candidates": tuple(reg.models),
+        "agent": "solver",
+    }
+    values.update(fields)
+    return RoutingContext(**values)
+
+
+def test_three_tiers_are_ordered_by_price_with_two_thresholds() -> None:
+    """Cheap < mid < strong by price; scores between the thresholds pick `mid`."""
+    reg = _registry(("strong", "cheap", "mid"))
+    switch = BudgetSwitch.threshold(_fitted_knn(), t=[0.2, 1.0])
+    decision = asyncio.run(switch.route(_ctx(switch, reg, task="proof thing")))
+    assert decision.evidence["tiers"] == ["cheap", "mid", "strong"]
+    assert decision.model == "mid"
+
+
+def test_bad_configuration_is_refused() -> None:
+    """Unknown tiers, unknown policies, unfitted scorers and missing prices fail clearly."""
+    with pytest.raises(ConfigurationError, match="did you mean 'strong'"):
+        BudgetSwitch.always("strnog").validate(_registry(), [])
+    with pytest.raises(ConfigurationError, match="unknown BudgetSwitch policy"):
+        BudgetSwitch("sometimes")
+    with pytest.raises(ConfigurationError, match="has no data"):
+        BudgetSwitch.threshold(KnnScorer(FakeEmbedder())).validate(_registry(), [])
+    with pytest.raises(ConfigurationError, match="has no data yet"):
+        KnnScorer(FakeEmbedder()).score(["x"])
+    reg = ar.Registry()
+    reg.model("cheap", "nobody/unpriced-model", tier="cheap")
+    with pytest.raises(ConfigurationError, match="no price"):
+        BudgetSwitch.always("cheap").validate(reg, [])
+
+
+def test_cold_start_routes_without_a_score_then_learns_from_feedback() -> None:
+    """`cold_start='cheap'` compiles unfitted; feedback on runs feeds the kNN memory."""
+    scorer = KnnScorer(FakeEmbedder(), k=1)
+    router = _router(BudgetSwitch.threshold(scorer, t=0.6, cold_start="cheap"))
+    res = router.run_sync("proof one")
+    assert _model_decision(router, res.run_id).evidence["score"] is None
+    asyncio.run(router.feedback(res.run_id, score=0.0))
+    assert scorer.size == 1
+
+
+def test_yaml_form_builds_and_fits_from_a_file(tmp_path: Path) -> None:
+    """`{strategy: budget-switch, params: {...train...}}` builds and fits at compile time."""
+    path = tmp_path / "train.jsonl"
+    texts, cheap, strong = _data()
+    path.write_text(
+        "\n".join(
+            json.dumps({"text": t, "cheap": c, "strong": s})
+            for t, c, s in zip(texts, cheap, strong, strict=True)
+        )
+    )
+    switch = build_strategy(
+        {
+            "strategy": "budget-switch",
+            "params": {"policy": "threshold", "scorer": "knn", "t": 0.6, "train": str(path)},
+        }
+    )
+    assert isinstance(switch, BudgetSwitch)
+    switch._embedder = FakeEmbedder()
+    router = _router(switch)
+    res = router.run_sync("proof of it")
+    assert _model_decision(router, res.run_id).chosen == ["strong"]
+    assert router.trace(res.run_id).decisions[-1].params["policy"] == "threshold"
+
+
+def test_cascade_escalates_when_the_verifier_rejects() -> None:
+    """Both answers are model calls in the trace; the verdict is in the agent's metadata."""
+    switch = BudgetSwitch.cascade(lambda task, answer: 0.0 if "bad" in answer else 1.0)
+    reg = ar.Registry()
+    reg.model("cheap", "m/cheap", tier="cheap", input_price_per_mtok=0.1, output_price_per_mtok=1)
+    reg.model("strong", "m/strong", tier="strong", input_price_per_mtok=1, output_price_per_mtok=9)
+
+    @reg.agent()
+    async def solver(ctx: ar.AgentContext, task: str) -> ar.AgentResult:
+        """Cascades."""
+        r = await switch.cascade_complete(ctx, task)
+        return ar.AgentResult(output=r.answer, metadata={"cascade": r.evidence})
+
+    client = ScriptedModelClient(
+        [(lambda req: req.model.name == "cheap", "bad answer")], default="good answer"
+    )
+    router = ar.Router(
+        reg, agent=Static("solver"), model=switch, store=InMemoryTraceStore(), client=client
+    )
+    res = router.run_sync("question")
+    trace = router.trace(res.run_id)
+    assert res.answer == "good answer"
+    assert [c.model for c in trace.model_calls] == ["cheap", "strong"]
+    meta = trace.outputs[0].metadata["cascade"]
+    assert meta["verdict"] == 0.0
+    assert meta["escalated"] is True
+
+
+def test_scorers_separate_the_clusters_and_explain() -> None:
+    """kNN, logistic and the ensemble all rank 'proof' prompts above the rest."""
+    texts, cheap, strong = _data()
+    for scorer in (
+        KnnScorer(FakeEmbedder()),
+        LogisticScorer(FakeEmbedder(), epochs=200),
+        EnsembleScorer(FakeEmbedder()),
+    ):
+        scorer.fit(texts, cheap, strong)
+        hard, easy = scorer.score(["proof of theorem 999", "say hello 999"])
+        assert hard.value > 0.6 > easy.value, scorer.name
+        assert hard.evidence["scorer"] == scorer.name
+    assert (
+        "features"
+        in LogisticScorer(HashingEmbedder(32)).fit(texts, cheap, strong).score(["x"])[0].evidence
+    )
+
+
+def test_curve_metrics_random_oracle_and_ties() -> None:
+    """Oracle ≫ random ≈ 0.5; all-tied scores give exactly the random diagonal (APGR 0.5)."""
+    rng = np.random.default_rng(0)
+    cheap = (rng.random(400) < 0.6).astype(float)
+    strong = (rng.random(400) < 0.8).astype(float)
+    oracle = cheap_strong_curve(strong - cheap, cheap, strong)
+    tied = cheap_strong_curve(np.zeros(400), cheap, strong)
+    assert tied.apgr() == pytest.approx(0.5)
+    assert (oracle.apgr() or 0) > 0.8
+    assert (oracle.cpt(0.5) or 1) < (tied.cpt(0.5) or 0)
+    same = cheap_strong_curve([1, 2], [0.5, 0.5], [0.5, 0.5])
+    assert same.apgr() is None  # no gap to recover: reported as null, never a division error
+
+
+def test_calibrate_threshold_meets_a_share_or_a_budget() -> None:
+    """The chosen t sends at most the target share up (or keeps the mean cost in budget)."""
+    scores = np.linspace(0, 1, 101)
+    t = calibrate_threshold(scores, strong_share=0.3)
+    assert (scores > t).mean() <= 0.3
+    t2 = calibrate_threshold(scores, budget_usd=0.2, cheap_cost=0.0, strong_cost=1.0)
+    assert (scores > t2).mean() <= 0.2
+
+
+def test_eval_command_prints_one_json_object(tmp_path: Path) -> None:
+    """`agentroute eval cheap-strong --json` gives APGR, CPTs, references, curve and cost."""
+    from agentroute.cli import app
+
+    path = tmp_path / "outcomes.jsonl"
+    rng = np.random.default_rng(1)
+    lines = []
+    for i in range(120):
+        hard = i % 3 == 0
+        lines.append(
+            json.dumps(
+                {
+                    "id": i,
+                    "text": f"{'integral proof' if hard else 'hello there'} {i}",
+                    "cheap": float(rng.random() < (0.2 if hard else 0.9)),
+                    "strong": round(float(rng.random()), 3),
+                    "cheap_cost": 0.001,
+                    "strong_cost": 0.02,
+                }
+            )
+        )
+    path.write_text("\n".join(lines))
+    result = CliRunner().invoke(
+        app,
+        ["eval", "cheap-strong", "--outcomes", str(path), "--embedder", "hashing", "--json"],
+    )
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output)
+    for key in ("apgr", "cpt50", "cpt80", "random_apgr", "oracle_share", "curve"):
+        assert key in out
+    assert out["curve"][0]["share"] == 0.0
+    assert out["curve"][-1]["share"] == 1.0
+    assert "cost_to_95pct_strong" in out
+    assert load_outcomes(path)[0].cheap_cost == 0.001
