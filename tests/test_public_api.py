@@ -10,6 +10,7 @@ import pytest
 import agentroute
 
 EXPECTED = {
+    "BudgetSwitch",
     "replay_sync",
     "UnobservedCall",
     "StepDiff",
