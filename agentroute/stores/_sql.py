@@ -29,7 +29,7 @@ import importlib.util
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Final
@@ -306,6 +306,13 @@ _LEDGER_TABLES: Final = (_BUDGET_KEYS, _BUDGET_LEDGER)
 
 _JSON_COLUMNS: Final[dict[str, tuple[str, ...]]] = {
     kind: tuple(c.name for c in table.columns if isinstance(c.type, JSON))
+    for kind, table in _KIND_TABLES.items()
+}
+
+# Per kind: the table's columns in order, each flagged when it holds JSON. The writer builds
+# positional rows from it directly (no intermediate dicts: fewer allocations, less GC work).
+_ROW_PLANS: Final[dict[str, tuple[tuple[str, bool], ...]]] = {
+    kind: tuple((c.name, isinstance(c.type, JSON)) for c in table.columns)
     for kind, table in _KIND_TABLES.items()
 }
 
@@ -592,6 +599,28 @@ def _row(rec: TraceRecord) -> dict[str, Any]:
     return row
 
 
+def _row_builder(kind: str) -> Callable[[TraceRecord], tuple[Any, ...]]:
+    names = [name for name, _ in _ROW_PLANS[kind]]
+    json_at = [i for i, (_, is_json) in enumerate(_ROW_PLANS[kind]) if is_json]
+
+    def build(rec: TraceRecord) -> tuple[Any, ...]:
+        values = rec.__dict__
+        out = [values[name] for name in names]
+        for i in json_at:
+            out[i] = _dump_json(out[i], inf_nan_mode="null").decode()
+        return tuple(out)
+
+    return build
+
+
+_ROW_BUILDERS: Final = {kind: _row_builder(kind) for kind in _ROW_PLANS}
+
+
+def _row_tuple(rec: TraceRecord) -> tuple[Any, ...]:
+    """The same values as `_row`, positionally, in the table's column order."""
+    return _ROW_BUILDERS[rec.kind](rec)
+
+
 def _record(kind: str, mapping: Any) -> TraceRecord:
     data = dict(mapping)
     data["kind"] = kind
@@ -634,6 +663,7 @@ class SqlTraceStore(TraceStore):
         max_backlog: int = 100_000,
         create: bool = True,
     ) -> None:
+        self._insert_cache: dict[str, tuple[str, tuple[str, ...]]] = {}
         if batch_size < 1 or flush_interval_s <= 0 or timeout <= 0 or max_backlog < 1:
             msg = (
                 "SqlTraceStore needs batch_size >= 1, flush_interval_s > 0, timeout > 0 and "
@@ -832,7 +862,7 @@ class SqlTraceStore(TraceStore):
 
     def _write_batch(self, batch: list[TraceRecord]) -> bool:
         """Write one batch, retrying until it is written; False if abandoned at exit."""
-        rows: dict[Table, list[dict[str, Any]]] | None = None
+        rows: dict[Table, list[tuple[Any, ...]]] | None = None
         attempt = 0
         while True:
             try:
@@ -852,13 +882,13 @@ class SqlTraceStore(TraceStore):
                 self._note_recovery(attempt)
             return True
 
-    def _rows(self, batch: list[TraceRecord]) -> dict[Table, list[dict[str, Any]]]:
-        rows: dict[Table, list[dict[str, Any]]] = {}
+    def _rows(self, batch: list[TraceRecord]) -> dict[Table, list[tuple[Any, ...]]]:
+        rows: dict[Table, list[tuple[Any, ...]]] = {}
         unusable: list[TraceRecord] = []
         error = ""
         for rec in batch:
             try:
-                rows.setdefault(_KIND_TABLES[rec.kind], []).append(_row(rec))
+                rows.setdefault(_KIND_TABLES[rec.kind], []).append(_row_tuple(rec))
             except Exception as exc:  # a record built without validation; never retry it
                 unusable.append(rec)
                 error = f"{type(exc).__name__}: {exc}".splitlines()[0]
@@ -882,15 +912,32 @@ class SqlTraceStore(TraceStore):
             )
             return self._stop.is_set()
 
-    def _insert(self, rows: dict[Table, list[dict[str, Any]]]) -> None:
+    def _insert(self, rows: dict[Table, list[tuple[Any, ...]]]) -> None:
+        # One prebuilt INSERT per table, executed by the DB-API driver with positional tuples:
+        # SQLAlchemy Core's per-row parameter processing was half the writer's time, and the
+        # values are already final (JSON columns hold the JSON text the hash was computed on).
         with self._engine.connect() as conn:
             conn.execution_options(**{_BEGIN_IMMEDIATE: True})
             with conn.begin():
                 for table, table_rows in rows.items():
                     if table_rows:
-                        conn.execute(insert(table), table_rows)
+                        conn.exec_driver_sql(self._insert_sql(table)[0], table_rows)
 
-    def _insert_one_by_one(self, rows: dict[Table, list[dict[str, Any]]]) -> None:
+    def _insert_sql(self, table: Table) -> tuple[str, tuple[str, ...]]:
+        cached = self._insert_cache.get(table.name)
+        if cached is None:
+            dialect = self._engine.dialect
+            columns = tuple(c.name for c in table.columns)
+            mark = "?" if dialect.paramstyle == "qmark" else "%s"
+            quote = dialect.identifier_preparer.quote
+            sql = (
+                f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in columns)}) "
+                f"VALUES ({', '.join(mark for _ in columns)})"
+            )
+            cached = self._insert_cache[table.name] = (sql, columns)
+        return cached
+
+    def _insert_one_by_one(self, rows: dict[Table, list[tuple[Any, ...]]]) -> None:
         # A row of the batch can never be written. Write each row in its own transaction, drop
         # the ones that fail on their own and keep the rest. Written rows leave `rows` as we go,
         # so a transient error part way through retries only what is left.
@@ -902,7 +949,9 @@ class SqlTraceStore(TraceStore):
                 try:
                     self._insert({table: [row]})
                 except _ROW_ERRORS as exc:
-                    dropped.append((str(row["run_id"]), int(row["seq"])))
+                    columns = self._insert_sql(table)[1]
+                    run_id, seq = row[columns.index("run_id")], row[columns.index("seq")]
+                    dropped.append((str(run_id), int(seq)))
                     error = _describe(exc)
                 table_rows.pop()
         if dropped:
