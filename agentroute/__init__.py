@@ -65,7 +65,13 @@ if TYPE_CHECKING:
         replay_sync,
     )
     from agentroute.models import LiteLLMClient
+    from agentroute.routing._agent_scoring import choose_threshold
     from agentroute.routing._budget_switch import BudgetSwitch
+    from agentroute.routing._description import DescriptionRouter
+    from agentroute.routing._example import ExampleRouter
+    from agentroute.routing._onboarding import describe_agent
+    from agentroute.routing._reasoning import ReasoningRouter
+    from agentroute.routing._refiner import Refiner
     from agentroute.runtime import AgentContext, AgentResult, Router, RunResult, SkillSet
     from agentroute.stores import SqlTraceStore
 
@@ -83,6 +89,8 @@ __all__ = [
     "Candidate",
     "ConfigurationError",
     "ContentError",
+    "DescriptionRouter",
+    "ExampleRouter",
     "Fallback",
     "FirstMatch",
     "GraphSpec",
@@ -99,8 +107,10 @@ __all__ = [
     "ModelSpec",
     "Outcome",
     "Predicate",
+    "ReasoningRouter",
     "RecordedModelClient",
     "RefineStrategy",
+    "Refiner",
     "Regex",
     "Registry",
     "ReplayReport",
@@ -124,6 +134,8 @@ __all__ = [
     "TraceStore",
     "UnobservedCall",
     "__version__",
+    "choose_threshold",
+    "describe_agent",
     "open_store",
     "replay",
     "replay_sync",
@@ -138,6 +150,12 @@ _LAZY = {
     "SkillSet": "agentroute.runtime",
     "LiteLLMClient": "agentroute.models",
     "BudgetSwitch": "agentroute.routing._budget_switch",
+    "ReasoningRouter": "agentroute.routing._reasoning",
+    "Refiner": "agentroute.routing._refiner",
+    "DescriptionRouter": "agentroute.routing._description",
+    "ExampleRouter": "agentroute.routing._example",
+    "describe_agent": "agentroute.routing._onboarding",
+    "choose_threshold": "agentroute.routing._agent_scoring",
     "SqlTraceStore": "agentroute.stores",
     "replay": "agentroute._replay",
     "replay_sync": "agentroute._replay",

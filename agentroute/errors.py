@@ -91,11 +91,19 @@ class RunError(AgentRouteError):
 
 
 class AgentError(RunError):
-    """An agent function raised or timed out."""
+    """An agent function raised or timed out.
 
-    def __init__(self, message: str, *, agent: str, run_id: str | None = None) -> None:
+    Attributes:
+        agent: The agent that failed.
+        answer: What the run could still say (e.g. a refiner's polite refusal), if anything.
+    """
+
+    def __init__(
+        self, message: str, *, agent: str, run_id: str | None = None, answer: str | None = None
+    ) -> None:
         super().__init__(message, run_id=run_id)
         self.agent = agent
+        self.answer = answer
 
 
 class RoutingError(RunError):

@@ -10,6 +10,12 @@ import pytest
 import agentroute
 
 EXPECTED = {
+    "describe_agent",
+    "choose_threshold",
+    "Refiner",
+    "ReasoningRouter",
+    "ExampleRouter",
+    "DescriptionRouter",
     "BudgetSwitch",
     "replay_sync",
     "UnobservedCall",

@@ -89,7 +89,7 @@ def list_runs(
         console.print(f"no runs{which} in {db} — record some with `agentroute demo`", markup=False)
         return
     console.print(runs_table(runs))
-    console.print(f"{len(runs)} run(s) from {db}", style="dim", markup=False)
+    console.print(f"{len(runs)} run(s) from {db}", style="dim", markup=False, soft_wrap=True)
 
 
 @runs_app.command("show")

@@ -45,7 +45,9 @@ from agentroute.routing._signals import (
 from agentroute.routing._static import Static
 
 if TYPE_CHECKING:
+    from agentroute.routing._agent_scoring import choose_threshold
     from agentroute.routing._budget_switch import BudgetSwitch, CascadeResult
+    from agentroute.routing._description import DescriptionRouter
     from agentroute.routing._difficulty import (
         DifficultyScore,
         DifficultyScorer,
@@ -54,6 +56,10 @@ if TYPE_CHECKING:
         LogisticScorer,
     )
     from agentroute.routing._difficulty_eval import calibrate_threshold, cheap_strong_curve
+    from agentroute.routing._example import ExampleRouter
+    from agentroute.routing._onboarding import describe_agent, describe_agent_sync
+    from agentroute.routing._reasoning import ReasoningRouter, RouterOutput, parse_router_output
+    from agentroute.routing._refiner import Refiner
 
 # Heavy names → the module that defines them (imported on first attribute access).
 _LAZY: dict[str, str] = {
@@ -66,6 +72,15 @@ _LAZY: dict[str, str] = {
     "LogisticScorer": "agentroute.routing._difficulty",
     "calibrate_threshold": "agentroute.routing._difficulty_eval",
     "cheap_strong_curve": "agentroute.routing._difficulty_eval",
+    "ReasoningRouter": "agentroute.routing._reasoning",
+    "RouterOutput": "agentroute.routing._reasoning",
+    "parse_router_output": "agentroute.routing._reasoning",
+    "Refiner": "agentroute.routing._refiner",
+    "DescriptionRouter": "agentroute.routing._description",
+    "ExampleRouter": "agentroute.routing._example",
+    "describe_agent": "agentroute.routing._onboarding",
+    "describe_agent_sync": "agentroute.routing._onboarding",
+    "choose_threshold": "agentroute.routing._agent_scoring",
 }
 
 
@@ -87,9 +102,11 @@ __all__ = [
     "Candidate",
     "CascadeResult",
     "Complete",
+    "DescriptionRouter",
     "DifficultyScore",
     "DifficultyScorer",
     "EnsembleScorer",
+    "ExampleRouter",
     "Fallback",
     "FirstMatch",
     "JoinAnswers",
@@ -102,11 +119,14 @@ __all__ = [
     "Not",
     "Outcome",
     "Predicate",
+    "ReasoningRouter",
     "RefineContext",
     "RefineResult",
     "RefineStrategy",
+    "Refiner",
     "Regex",
     "RouteDecision",
+    "RouterOutput",
     "RoutingContext",
     "RoutingStrategy",
     "Rule",
@@ -120,7 +140,11 @@ __all__ = [
     "build_strategy",
     "calibrate_threshold",
     "cheap_strong_curve",
+    "choose_threshold",
+    "describe_agent",
+    "describe_agent_sync",
     "describe_strategy",
+    "parse_router_output",
     "register_strategy",
     "signal_from_config",
     "strategy_names",

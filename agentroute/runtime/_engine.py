@@ -358,11 +358,11 @@ class Engine:
         branches = sorted(state["branches"], key=lambda b: order.get(b["agent"], 0))
         answers = {b["agent"]: b["output"] for b in branches if b["error"] is None}
         failures = {b["agent"]: b["error"] for b in branches if b["error"] is not None}
-        if not answers:
+        refiner = self.router.refiner
+        if not answers and not (failures and getattr(refiner, "handles_failures", False)):
             return {"answer": state["previous"] if state["step"] else None}
         if len(answers) == 1 and not (failures and self.router.refine_single):
             return {"answer": next(iter(answers.values()))}
-        refiner = self.router.refiner
         started = time.perf_counter()
         described = self.describe(refiner)
 
@@ -383,7 +383,7 @@ class Engine:
                 )
             )
         except Exception as exc:
-            best = next(iter(answers))
+            best = next(iter(answers), None)
             scope.recorder.record(
                 DecisionRecord,
                 step=state["step"],
@@ -392,13 +392,15 @@ class Engine:
                 strategy_version=described["version"],
                 params=described["params"],
                 outcome="error",
-                chosen=[best],
+                chosen=[best] if best else [],
                 candidates=[CandidateRecord(name=a) for a in answers],
-                reason=f"refiner failed; using {best!r}'s answer alone",
+                reason=(
+                    f"refiner failed; using {best!r}'s answer alone" if best else "refiner failed"
+                ),
                 latency_ms=_ms(started),
                 error=_err(exc),
             )
-            return {"answer": answers[best]}
+            return {"answer": answers[best] if best else None}
         scope.recorder.record(
             DecisionRecord,
             step=state["step"],

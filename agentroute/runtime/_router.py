@@ -493,11 +493,13 @@ class Router:
                 f"run {run_id} failed: {final['reason']}: {final['error']}",
                 agent=agents[-1][0] if agents and agents[-1] else "",
                 run_id=run_id,
+                answer=final["answer"],
             )
             self._end(
                 scope,
                 status="failed",
                 reason=final["reason"],
+                answer=final["answer"],
                 error=err,
                 error_text=final["error"],
                 error_type=final["error_type"],

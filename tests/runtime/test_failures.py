@@ -532,3 +532,42 @@ async def test_out_of_scope_rule_through_the_router(make_router: MakeRouter) -> 
     )
     refund = await router.run("refund please")
     assert (refund.status, refund.agents) == ("completed", (("billing",),))
+
+
+async def test_llm_refiner_refuses_politely_when_every_agent_failed() -> None:
+    """With the LLM Refiner, a step where every agent failed still yields its polite refusal.
+
+    The run fails (AgentError), and the error and the run's end record both carry the refusal.
+    """
+    import agentroute as ar
+    from agentroute.testing import ScriptedModelClient
+
+    registry = ar.Registry()
+    registry.model("m", "x/m", input_price_per_mtok=1.0, output_price_per_mtok=1.0)
+
+    @registry.agent
+    async def a(ctx: ar.AgentContext, task: str) -> str:
+        """Fails."""
+        msg = "a is down"
+        raise RuntimeError(msg)
+
+    @registry.agent
+    async def b(ctx: ar.AgentContext, task: str) -> str:
+        """Fails too."""
+        msg = "b is down"
+        raise RuntimeError(msg)
+
+    router = ar.Router(
+        registry,
+        agent=ar.Static("a", "b"),
+        refiner=ar.Refiner(model="m"),
+        store="memory://",
+        client=ScriptedModelClient(),
+    )
+    with pytest.raises(ar.AgentError) as info:
+        await router.run("help")
+    assert info.value.answer
+    end = router.trace(info.value.run_id or "").end
+    assert end is not None
+    assert end.status == "failed"
+    assert end.answer == info.value.answer

@@ -23,6 +23,8 @@ def limit_threads(n: int | None = None) -> int:
     Returns:
         The limit applied.
     """
+    if n is None and "n" in _limited:
+        return int(_limited["n"])  # an explicit earlier limit stands
     if n is None:
         n = int(os.environ.get("AGENTROUTE_THREADS", "0")) or min(os.cpu_count() or 1, 4)
     if _limited.get("n") == n:
