@@ -72,6 +72,7 @@ if TYPE_CHECKING:
     from agentroute.routing._onboarding import describe_agent
     from agentroute.routing._reasoning import ReasoningRouter
     from agentroute.routing._refiner import Refiner
+    from agentroute.routing.skills import RetrieveRerank
     from agentroute.runtime import AgentContext, AgentResult, Router, RunResult, SkillSet
     from agentroute.stores import SqlTraceStore
 
@@ -114,6 +115,7 @@ __all__ = [
     "Regex",
     "Registry",
     "ReplayReport",
+    "RetrieveRerank",
     "RetryPolicy",
     "RouteDecision",
     "Router",
@@ -150,6 +152,7 @@ _LAZY = {
     "SkillSet": "agentroute.runtime",
     "LiteLLMClient": "agentroute.models",
     "BudgetSwitch": "agentroute.routing._budget_switch",
+    "RetrieveRerank": "agentroute.routing.skills",
     "ReasoningRouter": "agentroute.routing._reasoning",
     "Refiner": "agentroute.routing._refiner",
     "DescriptionRouter": "agentroute.routing._description",

@@ -10,6 +10,7 @@ import pytest
 import agentroute
 
 EXPECTED = {
+    "RetrieveRerank",
     "describe_agent",
     "choose_threshold",
     "Refiner",

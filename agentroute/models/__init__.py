@@ -3,6 +3,8 @@
 Importing this package does not import LiteLLM; it is loaded on the first call or price lookup.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from agentroute.models._budget import (
     Budget,
     BudgetLedger,
@@ -16,6 +18,20 @@ from agentroute.models._litellm import LiteLLMClient, missing_api_key
 from agentroute.models._pricing import resolve_prices
 from agentroute.models._protocol import Message, ModelClient, ModelRequest, ModelResponse, Usage
 
+if TYPE_CHECKING:
+    from agentroute.models._embedding import LiteLLMEmbedder
+
+
+def __getattr__(name: str) -> Any:
+    # LiteLLMEmbedder needs numpy; load it on first use so `import agentroute` stays light.
+    if name == "LiteLLMEmbedder":
+        from agentroute.models._embedding import LiteLLMEmbedder
+
+        return LiteLLMEmbedder
+    msg = f"module 'agentroute.models' has no attribute {name!r}"
+    raise AttributeError(msg)
+
+
 __all__ = [
     "Attempt",
     "Budget",
@@ -23,6 +39,7 @@ __all__ = [
     "BudgetSnapshot",
     "CallResult",
     "LiteLLMClient",
+    "LiteLLMEmbedder",
     "Message",
     "ModelClient",
     "ModelRequest",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -36,6 +37,7 @@ class CachedEmbedder:
         path: SQLite file to persist vectors in; `None` = memory only.
         chunk: Texts embedded per call to `inner` (progress and failure granularity).
         progress: Called with (done, total) after each chunk.
+        memory_limit: Vectors kept in memory (least recently used are dropped first).
     """
 
     def __init__(
@@ -45,12 +47,16 @@ class CachedEmbedder:
         *,
         chunk: int = 512,
         progress: Callable[[int, int], None] | None = None,
+        memory_limit: int = 50_000,
     ) -> None:
         self.inner = inner
         self.path = Path(path) if path is not None else None
         self.chunk = chunk
         self.progress = progress
-        self._mem: dict[str, Matrix] = {}
+        # Recently used vectors; bounded so a large index is not held twice in memory (the
+        # file, when given, keeps everything).
+        self._mem: OrderedDict[str, Matrix] = OrderedDict()
+        self.memory_limit = memory_limit
         self._lock = threading.Lock()
         self._db: sqlite3.Connection | None = None
         self.hits = 0
@@ -81,6 +87,7 @@ class CachedEmbedder:
             for k in dict.fromkeys(keys):
                 if k in self._mem:
                     found[k] = self._mem[k]
+                    self._mem.move_to_end(k)
                 else:
                     missing_keys.append(k)
             if missing_keys and self._db is not None:
@@ -92,7 +99,7 @@ class CachedEmbedder:
                     ).fetchall()
                     for k, blob in rows:
                         vec = np.frombuffer(blob, dtype=np.float32)
-                        self._mem[k] = vec
+                        self._remember(k, vec)
                         found[k] = vec
         todo = {k: t for k, t in zip(keys, texts, strict=True) if k not in found}
         self.hits += len(keys) - len(todo)
@@ -104,7 +111,7 @@ class CachedEmbedder:
             with self._lock:
                 for (k, _), vec in zip(batch, vectors, strict=True):
                     v = np.asarray(vec, dtype=np.float32)
-                    self._mem[k] = v
+                    self._remember(k, v)
                     found[k] = v
                 if self._db is not None:
                     self._db.executemany(
@@ -117,6 +124,11 @@ class CachedEmbedder:
         if not keys:
             return np.zeros((0, 0), dtype=np.float32)
         return np.stack([found[k] for k in keys]).astype(np.float32, copy=False)
+
+    def _remember(self, key: str, vector: Matrix) -> None:
+        self._mem[key] = vector
+        if len(self._mem) > self.memory_limit:
+            self._mem.popitem(last=False)
 
     def close(self) -> None:
         """Close the cache file."""

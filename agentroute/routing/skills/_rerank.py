@@ -1,0 +1,403 @@
+"""Stage 2: rerankers. One protocol; a learned offline reranker, an LLM one, a cross-encoder.
+
+Every reranker returns one *relevance* per candidate in `[0, 1]`, so the strategy's
+`min_relevance` threshold means the same thing whichever reranker is used: below it, a skill is
+not given to the agent, and when no candidate clears it the router says "no skill fits".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+import numpy.typing as npt
+import structlog
+
+from agentroute.errors import ConfigurationError
+from agentroute.routing._protocol import Complete
+from agentroute.routing.skills._index import Retrieved, SkillIndex
+from agentroute.routing.skills._text import tokenize
+
+__all__ = [
+    "FEATURES",
+    "CrossEncoderReranker",
+    "FeatureReranker",
+    "LLMReranker",
+    "RerankRequest",
+    "Reranker",
+    "candidate_features",
+    "parse_ranking",
+]
+
+_log = structlog.get_logger(__name__)
+_EXTRA = "pip install 'agentroute[embeddings]'"
+
+FEATURES = (
+    "dense",
+    "dense_head",
+    "dense_body",
+    "dense_gap",
+    "head_gap",
+    "bm25_rel",
+    "rr_bm25",
+    "rr_dense",
+    "fused_rel",
+    "name_overlap",
+    "query_coverage",
+    "has_body",
+    "dense_z",
+    "bm25_z",
+    "dense_x_bm25",
+)
+"""Names of the features `FeatureReranker` reads, in order."""
+
+
+@dataclass(frozen=True)
+class RerankRequest:
+    """What a reranker sees.
+
+    Attributes:
+        query: The task text (already capped).
+        candidates: Stage-1 candidates, best fused first.
+        index: The index they came from (names, descriptions, vectors).
+        document: `id → (name, description, body)`, for rerankers that read full text.
+        complete: Model access (the routing context's `complete`), for LLM rerankers.
+    """
+
+    query: str
+    candidates: Sequence[Retrieved]
+    index: SkillIndex
+    document: Callable[[str], tuple[str, str, str]]
+    complete: Complete | None = None
+
+
+@runtime_checkable
+class Reranker(Protocol):
+    """Scores stage-1 candidates; returns one relevance in `[0, 1]` per candidate, in order."""
+
+    @property
+    def name(self) -> str:
+        """Identifies the reranker and its model (recorded in the trace)."""
+        ...
+
+    async def rerank(self, request: RerankRequest) -> list[float]:
+        """Return relevances aligned with `request.candidates`."""
+        ...
+
+
+# -- the learned offline reranker ------------------------------------------------------------
+
+
+def candidate_features(
+    query: str, candidates: Sequence[Retrieved], index: SkillIndex
+) -> npt.NDArray[np.float64]:
+    """The `(len(candidates), len(FEATURES))` feature matrix of one query's candidate list.
+
+    Absolute cosines, gaps to the list's best, scores relative to the list's best, reciprocal
+    ranks, z-scores within the list, a dense × BM25 interaction, and token overlaps between the
+    query and the skill's name and description. Relative
+    features make the model independent of corpus size and BM25's scale.
+    """
+    n = len(candidates)
+    x = np.zeros((n, len(FEATURES)), dtype=np.float64)
+    if n == 0:
+        return x
+    q_tokens = tokenize(query)
+    q_set = set(q_tokens)
+    best_dense = max(c.dense for c in candidates)
+    best_head = max(c.dense_head for c in candidates)
+    best_bm25 = max(c.bm25 for c in candidates)
+    best_fused = max(c.fused for c in candidates)
+    dense_all = np.array([c.dense for c in candidates])
+    bm25_all = np.array([c.bm25 for c in candidates])
+    dense_z = (dense_all - dense_all.mean()) / (dense_all.std() + 1e-6)
+    bm25_z = (bm25_all - bm25_all.mean()) / (bm25_all.std() + 1e-6)
+    for r, c in enumerate(candidates):
+        name_tokens, head_tokens = index.head_tokens(c.index)
+        lo, hi = int(index.starts[c.index]), int(index.starts[c.index + 1])
+        lo += int(index.n_head[c.index]) - 1
+        x[r] = (
+            c.dense,
+            c.dense_head,
+            c.dense_body,
+            c.dense - best_dense,
+            c.dense_head - best_head,
+            c.bm25 / best_bm25 if best_bm25 > 0 else 0.0,
+            1.0 / c.bm25_rank if c.bm25_rank else 0.0,
+            1.0 / c.dense_rank if c.dense_rank else 0.0,
+            c.fused / best_fused if best_fused > 0 else 0.0,
+            len(name_tokens & q_set) / len(name_tokens) if name_tokens else 0.0,
+            len(q_set & head_tokens) / len(q_set) if q_set else 0.0,
+            1.0 if hi > lo + 1 else 0.0,
+            dense_z[r],
+            bm25_z[r],
+            (c.dense - best_dense + 1.0) * (c.bm25 / best_bm25 if best_bm25 > 0 else 0.0),
+        )
+    return x
+
+
+def _default_weights_path() -> Path:
+    return Path(str(resources.files("agentroute.routing.skills").joinpath("reranker.json")))
+
+
+class FeatureReranker:
+    """A small learned reranker over stage-1 features. Offline, sub-millisecond per query.
+
+    A linear scorer trained with a listwise softmax loss (the SkillRouter objective) over
+    candidate lists, plus a logistic calibration mapping scores to relevance. The shipped
+    weights (`agentroute/routing/skills/reranker.json`) were trained on public tool-retrieval
+    data (ToolBench, MetaTool); `benchmarks/skills_quality.py --retrain` refits them, and
+    `fit_feature_reranker` fits them on your own `(query, candidates, gold)` lists.
+
+    Args:
+        weights: A JSON file written by `FeatureReranker.save`, or a mapping with the same
+            keys; default the shipped weights.
+    """
+
+    def __init__(self, weights: str | Path | dict[str, Any] | None = None) -> None:
+        if isinstance(weights, dict):
+            data = weights
+            self._source = "inline"
+        else:
+            path = Path(weights) if weights is not None else _default_weights_path()
+            try:
+                data = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:
+                msg = f"cannot read reranker weights {path}: {exc}"
+                raise ConfigurationError(msg) from exc
+            self._source = path.name
+        if list(data.get("features", [])) != list(FEATURES):
+            msg = f"reranker weights are for features {data.get('features')}, not {list(FEATURES)}"
+            raise ConfigurationError(msg)
+        self.data = data
+        self.mean = np.asarray(data["mean"], dtype=np.float64)
+        self.scale = np.asarray(data["scale"], dtype=np.float64)
+        self.coef = np.asarray(data["coef"], dtype=np.float64)
+        self.calibration = (float(data["calibration"][0]), float(data["calibration"][1]))
+
+    @property
+    def name(self) -> str:
+        """`feature:<weights file>@<version>`."""
+        return f"feature:{self._source}@{self.data.get('version', '?')}"
+
+    def score(self, features: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        """Raw linear scores of a feature matrix."""
+        out: npt.NDArray[np.float64] = ((features - self.mean) / self.scale) @ self.coef
+        return out
+
+    def relevance(self, scores: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        """Calibrated relevance in `[0, 1]` of raw scores."""
+        a, b = self.calibration
+        z = np.clip(a * scores + b, -30.0, 30.0)
+        out: npt.NDArray[np.float64] = 1.0 / (1.0 + np.exp(-z))
+        return out
+
+    def rerank_sync(
+        self, query: str, candidates: Sequence[Retrieved], index: SkillIndex
+    ) -> list[float]:
+        """Synchronous scoring (used by `rerank` and by benchmarks)."""
+        if not candidates:
+            return []
+        feats = candidate_features(query, candidates, index)
+        return [float(v) for v in self.relevance(self.score(feats))]
+
+    async def rerank(self, request: RerankRequest) -> list[float]:
+        """Score the candidates from their stage-1 features."""
+        return self.rerank_sync(request.query, request.candidates, request.index)
+
+
+# -- the LLM listwise reranker ---------------------------------------------------------------
+
+_PROMPT = """You select the skills an AI agent needs for a task.
+
+Task:
+{query}
+
+Candidate skills:
+{skills}
+
+Which of these skills would help an agent complete the task? Answer with JSON only:
+{{"ranking": [<candidate numbers, most useful first, only those that help>]}}
+Answer {{"ranking": []}} when none of them helps."""
+
+_NONE = re.compile(r"\b(none|no skill|no candidate)\b", re.IGNORECASE)
+
+
+def parse_ranking(text: str, n: int) -> list[int] | None:
+    """Parse an LLM's ranking into 0-based candidate positions; `None` when unparseable.
+
+    Accepts `{"ranking": [3, 1]}`, a bare list, or prose such as "3 > 1 > 2"; numbers out of
+    `1..n` and repeats are dropped. `[]` (or "none") means no candidate fits.
+    """
+    cleaned = re.sub(r"```(?:json)?", "", text).strip()
+    found: list[Any] | None = None
+    match = re.search(r"\{.*\}", cleaned, re.DOTALL)
+    for blob in ([match.group(0)] if match else []) + [cleaned]:
+        try:
+            value = json.loads(blob)
+        except ValueError:
+            continue
+        if isinstance(value, dict):
+            value = value.get("ranking", value.get("skills"))
+        if isinstance(value, list):
+            found = value
+            break
+    if found is None:
+        bracket = re.search(r"\[([^\]]*)\]", cleaned)
+        region = bracket.group(1) if bracket else cleaned
+        numbers = re.findall(r"\d+", region)
+        if not numbers:
+            return [] if _NONE.search(cleaned) or bracket else None
+        found = numbers
+    out: list[int] = []
+    for item in found:
+        try:
+            pos = int(str(item).strip().strip("[]#")) - 1
+        except ValueError:
+            continue
+        if 0 <= pos < n and pos not in out:
+            out.append(pos)
+    return out
+
+
+class LLMReranker:
+    """Listwise reranking by an LLM reading the candidates' bodies, called through the run.
+
+    The call goes through the routing context's `complete`, so it is traced, budgeted and
+    replayable like any model call. Malformed output never fails the run: the strategy falls
+    back to the stage-1 order and records why.
+
+    Args:
+        model: Registry name of the model to ask (e.g. `"cheap"`); `None` = the run's default.
+        candidates: How many of the stage-1 candidates to show (the rest keep stage-1 order).
+        body_chars: Characters of each candidate's body in the prompt.
+        max_tokens: Output cap of the call.
+    """
+
+    def __init__(
+        self,
+        model: str | None = None,
+        *,
+        candidates: int = 10,
+        body_chars: int = 1200,
+        max_tokens: int = 200,
+    ) -> None:
+        self.model = model
+        self.candidates = candidates
+        self.body_chars = body_chars
+        self.max_tokens = max_tokens
+
+    @property
+    def name(self) -> str:
+        """`llm:<model>`."""
+        return f"llm:{self.model or 'default'}"
+
+    def prompt(self, request: RerankRequest) -> str:
+        """The prompt for the first `candidates` candidates."""
+        parts = []
+        for i, c in enumerate(request.candidates[: self.candidates], start=1):
+            name, description, body = request.document(c.id)
+            body = body[: self.body_chars] + (" ..." if len(body) > self.body_chars else "")
+            parts.append(f"[{i}] {name}\n{description}\n{body}".strip())
+        return _PROMPT.format(query=request.query, skills="\n\n".join(parts))
+
+    async def rerank(self, request: RerankRequest) -> list[float]:
+        """Ask the model for a ranking and turn it into relevances.
+
+        Raises:
+            ValueError: The answer held no ranking (the strategy falls back to stage 1).
+            RuntimeError: There is no model access (`request.complete` is `None`).
+        """
+        if request.complete is None:
+            msg = "LLMReranker needs model access (ctx.complete); use it inside a Router"
+            raise RuntimeError(msg)
+        shown = min(self.candidates, len(request.candidates))
+        if shown == 0:
+            return []
+        text = await request.complete(
+            self.prompt(request), model=self.model, max_tokens=self.max_tokens, temperature=0.0
+        )
+        ranking = parse_ranking(text, shown)
+        if ranking is None:
+            msg = f"the reranker's answer held no ranking: {text[:200]!r}"
+            raise ValueError(msg)
+        scores = [0.0] * len(request.candidates)
+        for pos, i in enumerate(ranking):
+            scores[i] = 1.0 - 0.5 * pos / max(1, len(ranking))
+        return scores
+
+
+# -- the cross-encoder reranker --------------------------------------------------------------
+
+
+class CrossEncoderReranker:
+    """A sentence-transformers `CrossEncoder` you provide (a local path or hub id).
+
+    Each `(query, "name | description | body")` pair is scored; logits are mapped to `[0, 1]`
+    with a sigmoid.
+
+    Args:
+        model: Path or id of a cross-encoder (e.g. an MS MARCO MiniLM cross-encoder).
+        body_chars: Characters of the body in each pair.
+        max_length: Token window of the model.
+        batch_size: Pairs per forward pass.
+    """
+
+    def __init__(
+        self,
+        model: str | Path,
+        *,
+        body_chars: int = 2000,
+        max_length: int = 512,
+        batch_size: int = 16,
+    ) -> None:
+        self.model = str(model)
+        self.body_chars = body_chars
+        self.max_length = max_length
+        self.batch_size = batch_size
+        self._model: Any = None
+        self._lock = threading.Lock()
+
+    @property
+    def name(self) -> str:
+        """`cross-encoder:<model dir name>`."""
+        return f"cross-encoder:{Path(self.model).name}"
+
+    def _load(self) -> Any:
+        with self._lock:
+            if self._model is None:
+                try:
+                    from sentence_transformers import CrossEncoder
+                except ImportError as exc:
+                    msg = f"CrossEncoderReranker needs sentence-transformers: {_EXTRA}"
+                    raise ImportError(msg) from exc
+                self._model = CrossEncoder(self.model, max_length=self.max_length)
+            return self._model
+
+    def score_pairs(self, query: str, documents: Sequence[str]) -> list[float]:
+        """Relevance of each document to `query` (synchronous)."""
+        if not documents:
+            return []
+        raw = self._load().predict(
+            [(query, d) for d in documents], batch_size=self.batch_size, show_progress_bar=False
+        )
+        values = np.asarray(raw, dtype=np.float64).reshape(len(documents), -1)[:, -1]
+        if values.min() < 0.0 or values.max() > 1.0:
+            values = 1.0 / (1.0 + np.exp(-np.clip(values, -30, 30)))
+        return [float(v) for v in values]
+
+    async def rerank(self, request: RerankRequest) -> list[float]:
+        """Score every candidate with the cross-encoder (in a worker thread)."""
+        docs = []
+        for c in request.candidates:
+            name, description, body = request.document(c.id)
+            docs.append(f"{name} | {description} | {body[: self.body_chars]}")
+        return await asyncio.to_thread(self.score_pairs, request.query, docs)

@@ -1,0 +1,235 @@
+"""Stage 2 and the strategy: rerankers, thresholds, degradations, YAML, a Router end to end."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+import agentroute as ar
+from agentroute.errors import ConfigurationError
+from agentroute.routing import RoutingContext, build_strategy
+from agentroute.routing.skills import (
+    FEATURES,
+    FeatureReranker,
+    LLMReranker,
+    RetrieveRerank,
+    SkillIndex,
+    SkillRecord,
+    fit_feature_reranker,
+    parse_ranking,
+    training_lists,
+)
+from agentroute.testing import ScriptedModelClient, capture_traces
+
+from .conftest import FakeEmbedder
+
+
+def test_parse_ranking_is_robust_to_malformed_output() -> None:
+    """JSON, fenced JSON, bare lists, prose and 'none' parse; garbage gives None."""
+    assert parse_ranking('{"ranking": [2, 1]}', 3) == [1, 0]
+    assert parse_ranking('```json\n{"ranking": [3, 3, 9, "1"]}\n```', 3) == [2, 0]
+    assert parse_ranking("I think [2, 3] are best", 3) == [1, 2]
+    assert parse_ranking("3 > 1", 3) == [2, 0]
+    assert parse_ranking('{"ranking": []}', 3) == []
+    assert parse_ranking("None of them.", 3) == []
+    assert parse_ranking("I cannot tell.", 3) is None
+
+
+def test_shipped_feature_reranker_loads_and_scores(
+    pool: list[SkillRecord], fake_embedder: FakeEmbedder
+) -> None:
+    """The packaged weights load, cover FEATURES, and give relevances in [0, 1]."""
+    reranker = FeatureReranker()
+    assert reranker.data["features"] == list(FEATURES)
+    index = SkillIndex.build(pool, fake_embedder)
+    cands = index.search("refund my money", 5)
+    scores = reranker.rerank_sync("refund my money", cands, index)
+    assert len(scores) == len(cands)
+    assert all(0.0 <= s <= 1.0 for s in scores)
+    with pytest.raises(ConfigurationError, match="features"):
+        FeatureReranker({"features": ["x"]})
+
+
+def test_fit_feature_reranker_learns_to_promote_gold(fake_embedder: FakeEmbedder) -> None:
+    """A listwise fit on lists where gold has the best head cosine learns a positive weight."""
+    rng = np.random.default_rng(0)
+    lists = []
+    for _ in range(40):
+        x = rng.normal(size=(10, len(FEATURES)))
+        y = np.zeros(10)
+        gold = int(np.argmax(x[:, 1]))
+        y[gold] = 1.0
+        lists.append((x, y))
+    weights = fit_feature_reranker(lists, steps=200)
+    assert weights["coef"][1] > 0.5
+    assert 0 < weights["calibration"][0] <= 10
+
+
+def test_training_lists_skip_queries_without_gold_in_top_k(
+    pool: list[SkillRecord], fake_embedder: FakeEmbedder
+) -> None:
+    """Queries whose gold is not retrieved are skipped; others give (features, labels)."""
+    index = SkillIndex.build(pool, fake_embedder)
+    lists = training_lists(index, [("refund money", {"refund-policy"}), ("x", {"nope"})], k=4)
+    assert len(lists) == 1
+    x, y = lists[0]
+    assert x.shape[1] == len(FEATURES)
+    assert y.sum() == 1
+
+
+def _registry() -> ar.Registry:
+    reg = ar.Registry()
+    reg.model(
+        "cheap",
+        "openai/gpt-4o-mini",
+        tier="cheap",
+        input_price_per_mtok=0.15,
+        output_price_per_mtok=0.6,
+    )
+    reg.skill(
+        "refund-policy",
+        name="Refund policy",
+        description="Money back rules.",
+        body="REFUND-BODY: refunds within 5-10 business days.",
+    )
+    reg.skill(
+        "lost-package",
+        name="Lost package",
+        description="A parcel never arrived.",
+        body="LOST-BODY: open a carrier trace for the lost parcel.",
+    )
+    reg.skill(
+        "two-factor",
+        name="Two-factor auth",
+        description="Reset authenticator codes.",
+        body="2FA-BODY: use backup codes.",
+    )
+    seen: dict[str, Any] = {}
+
+    @reg.agent(tier="cheap")
+    async def helper(ctx: ar.AgentContext, task: str) -> str:
+        """Answers anything."""
+        seen["skills"] = ctx.skills.as_prompt()
+        seen["ids"] = ctx.skills.ids
+        return "done"
+
+    reg.seen = seen  # type: ignore[attr-defined]
+    return reg
+
+
+def test_router_end_to_end_gives_agent_the_right_bodies() -> None:
+    """A Router with RetrieveRerank hands the agent the relevant skill's full body.
+
+    The trace's decision records stage-1 BM25/dense/fused scores and the reranked list.
+    """
+    reg = _registry()
+    strategy = RetrieveRerank(k=3, n=1, embedder=FakeEmbedder(), cache=False, min_relevance=0.0)
+    router = ar.Router(
+        reg,
+        agent=ar.Static("helper"),
+        skills=strategy,
+        store="memory://",
+        client=ScriptedModelClient(),
+    )
+    with capture_traces() as records:
+        router.run_sync("My parcel was lost and never arrived")
+    assert reg.seen["ids"] == ["lost-package"]  # type: ignore[attr-defined]
+    assert "LOST-BODY" in reg.seen["skills"]  # type: ignore[attr-defined]
+    decisions = [r for r in records if getattr(r, "slot", None) == "skills"]
+    assert decisions, "no skills decision was recorded"
+    evidence = decisions[0].evidence
+    assert evidence["stage1"][0]["id"] == "lost-package"
+    assert {"bm25", "dense", "fused"} <= set(evidence["stage1"][0])
+    assert evidence["reranked"][0]["id"] == "lost-package"
+    assert evidence["caps"]["body_chars"] == strategy.caps.body_chars
+    assert decisions[0].params["k"] == 3
+
+
+def _ctx(reg: ar.Registry, task: str, **kw: Any) -> RoutingContext:
+    return RoutingContext(
+        run_id="r",
+        step=0,
+        slot="skills",
+        task=task,
+        registry=reg,
+        candidates=tuple(reg.skills),
+        agent="helper",
+        **kw,
+    )
+
+
+async def test_no_skill_fits_when_nothing_clears_threshold() -> None:
+    """An unrelated task gets an empty choice and a reason saying no skill fits."""
+    reg = _registry()
+    strategy = RetrieveRerank(k=3, n=2, embedder=FakeEmbedder(), cache=False, min_relevance=0.9)
+    decision = await strategy.route(_ctx(reg, "compose a haiku about autumn leaves"))
+    assert decision.skills == ()
+    assert "no skill fits" in decision.reason
+    assert decision.candidates  # what was considered is still recorded
+
+
+async def test_llm_reranker_goes_through_ctx_complete_and_survives_garbage() -> None:
+    """The LLM reranker calls ctx.complete with the bodies; garbage falls back to stage 1."""
+    reg = _registry()
+    prompts: list[str] = []
+
+    async def good(prompt: str, **kw: Any) -> str:
+        prompts.append(prompt)
+        return '{"ranking": [2]}'
+
+    strategy = RetrieveRerank(
+        k=3, n=2, embedder=FakeEmbedder(), cache=False, reranker=LLMReranker("cheap")
+    )
+    ctx = _ctx(reg, "parcel lost", complete=good)
+    decision = await strategy.route(ctx)
+    stage1 = decision.evidence["stage1"]
+    assert decision.skills == (stage1[1]["id"],)
+    assert "BODY" in prompts[0]
+
+    async def garbage(prompt: str, **kw: Any) -> str:
+        return "I am not sure what you mean"
+
+    decision = await strategy.route(_ctx(reg, "parcel lost", complete=garbage))
+    assert "reranker_error" in decision.evidence
+    assert decision.skills == tuple(s["id"] for s in decision.evidence["stage1"][:2])
+
+
+async def test_failing_query_embedding_falls_back_to_lexical() -> None:
+    """If the embedder fails at query time the decision is lexical-only and says so."""
+    reg = _registry()
+    embedder = FakeEmbedder()
+    strategy = RetrieveRerank(k=3, n=1, embedder=embedder, cache=False, min_relevance=0.0)
+    strategy.build_index(reg)
+    embedder.fail_after = 0
+    decision = await strategy.route(_ctx(reg, "refund my money"))
+    assert decision.skills == ("refund-policy",)
+    assert "dense_error" in decision.evidence
+
+
+def test_yaml_construction_and_bad_params() -> None:
+    """`retrieve-rerank` builds from graph YAML params; bad values are ConfigurationErrors."""
+    strategy = build_strategy(
+        {
+            "strategy": "retrieve-rerank",
+            "params": {
+                "k": 20,
+                "n": 2,
+                "embedder": "static",
+                "reranker": "none",
+                "caps": {"body_chars": 3000},
+                "cache": False,
+            },
+        }
+    )
+    assert isinstance(strategy, RetrieveRerank)
+    assert strategy.params()["caps"]["body_chars"] == 3000
+    with pytest.raises(ConfigurationError, match="k >= 1"):
+        RetrieveRerank(k=2, n=3)
+    with pytest.raises(ConfigurationError, match="unknown embedder 'minilmm'"):
+        RetrieveRerank(embedder="minilmm")
+    with pytest.raises(ConfigurationError, match="did you mean"):
+        RetrieveRerank(reranker="featur")
+    with pytest.raises(ConfigurationError, match="caps"):
+        RetrieveRerank(caps={"body_chars": -1}, cache=False)
