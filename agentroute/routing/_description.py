@@ -8,6 +8,7 @@ the request. Probabilities are a softmax of the cosine similarities at a tempera
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Sequence
 from typing import Any, ClassVar, Literal
@@ -176,7 +177,10 @@ class DescriptionRouter:
 
     async def route(self, ctx: RoutingContext) -> RouteDecision:
         """Route to the agent(s) whose description is closest to `ctx.task`."""
-        names, sims = self.similarities(ctx.registry, [ctx.task], ctx.candidates)
+        # Embedding is CPU work (~15 ms): off the event loop.
+        names, sims = await asyncio.to_thread(
+            self.similarities, ctx.registry, [ctx.task], ctx.candidates
+        )
         skipped = [a for a in ctx.candidates if a not in names]
         if not names:
             return RouteDecision.abstain("no candidate agent has a description", skipped=skipped)

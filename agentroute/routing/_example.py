@@ -22,6 +22,7 @@ examples. A threshold chosen on real validation traffic is better: `calibrate()`
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import threading
@@ -605,11 +606,21 @@ class ExampleRouter:
         """Route `ctx.task` to the most probable agent(s), or abstain below the threshold."""
         if not ctx.candidates:
             return RouteDecision.abstain("no candidate agents")
-        self.fit(ctx.registry, ctx.candidates)
-        fitted = self._fitted
+        # Fitting (when the agents or examples changed) and embedding the request are CPU work:
+        # they run in a worker thread so the event loop keeps serving other runs.
+        return await asyncio.to_thread(
+            self._route_blocking, ctx.registry, tuple(ctx.candidates), ctx.task
+        )
+
+    def _route_blocking(
+        self, registry: Registry, candidates: tuple[str, ...], task: str
+    ) -> RouteDecision:
+        with self._lock:  # a concurrent refit must not swap the model mid-decision
+            self.fit(registry, candidates)
+            fitted = self._fitted
         assert fitted is not None
-        probs, conf = self._predict(fitted, [ctx.task])
-        return self._decide(fitted, probs[0], float(conf[0]), ctx.candidates)
+        probs, conf = self._predict(fitted, [task])
+        return self._decide(fitted, probs[0], float(conf[0]), candidates)
 
     def _decide(
         self, fitted: _Fitted, probs: FloatArray, conf: float, candidates: Sequence[str]

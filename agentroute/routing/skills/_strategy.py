@@ -266,7 +266,9 @@ class RetrieveRerank:
         t0 = time.perf_counter()
         query = query[: self.caps.query_chars]
         try:
-            qvec = index.embed_query(query)
+            # Embedding a query takes ~15 ms of CPU: off the event loop, so concurrent runs
+            # keep moving.
+            qvec = await asyncio.to_thread(index.embed_query, query)
         except Exception as exc:
             notes["dense_error"] = f"{type(exc).__name__}: {str(exc)[:300]}"
             qvec = np.zeros(0, dtype=np.float32)
