@@ -8,7 +8,6 @@ what they share: the process-wide default embedder, temperature scaling, and
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from statistics import NormalDist
@@ -17,7 +16,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from agentroute.routing.embeddings import Embedder
+from agentroute.routing.embeddings._default import default_embedder
 
 __all__ = [
     "ThresholdChoice",
@@ -28,32 +27,6 @@ __all__ = [
 ]
 
 FloatArray = npt.NDArray[np.float64]
-
-_DEFAULT: dict[str, Embedder] = {}
-_DEFAULT_LOCK = threading.Lock()
-
-
-def default_embedder() -> Embedder:
-    """The process-wide default embedder: bundled MiniLM behind a persistent cache.
-
-    One instance per process, so several routers share one loaded model; vectors persist in
-    `~/.cache/agentroute/embeddings.sqlite` (or under `$AGENTROUTE_CACHE`).
-
-    Raises:
-        ImportError: The `embeddings` extra is missing (raised on first use of the model).
-    """
-    with _DEFAULT_LOCK:
-        if "default" not in _DEFAULT:
-            from agentroute.routing.embeddings import (
-                CachedEmbedder,
-                SentenceTransformerEmbedder,
-                default_cache_dir,
-            )
-
-            _DEFAULT["default"] = CachedEmbedder(
-                SentenceTransformerEmbedder(), default_cache_dir() / "embeddings.sqlite"
-            )
-        return _DEFAULT["default"]
 
 
 def softmax(logits: npt.ArrayLike, temperature: float = 1.0) -> FloatArray:

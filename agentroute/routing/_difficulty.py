@@ -29,6 +29,7 @@ from agentroute.errors import ConfigurationError
 from agentroute.routing._difficulty_eval import cheap_strong_curve
 from agentroute.routing._difficulty_features import FEATURE_NAMES, HashingEmbedder, text_features
 from agentroute.routing.embeddings import Embedder, Matrix, normalize
+from agentroute.routing.embeddings._default import default_embedder
 
 __all__ = [
     "DifficultyScore",
@@ -172,17 +173,6 @@ class DifficultyScorer(Protocol):
     def params(self) -> dict[str, Any]:
         """The scorer's settings, JSON-ready (recorded with every decision)."""
         ...
-
-
-def default_embedder() -> Embedder:
-    """The bundled offline MiniLM behind a persistent cache under `~/.cache/agentroute/`."""
-    from agentroute.routing.embeddings import (
-        CachedEmbedder,
-        SentenceTransformerEmbedder,
-        default_cache_dir,
-    )
-
-    return CachedEmbedder(SentenceTransformerEmbedder(), default_cache_dir() / "embeddings.sqlite")
 
 
 _EMBEDDERS: dict[str, Callable[[], Embedder]] = {

@@ -30,6 +30,7 @@ import structlog
 from agentroute.registry import TaskSpec
 from agentroute.routing._protocol import Complete
 from agentroute.routing.embeddings import Embedder, Matrix
+from agentroute.routing.embeddings._default import default_embedder
 
 __all__ = [
     "DEFAULT_TASK",
@@ -126,21 +127,6 @@ class IntentModel(Protocol):
     ) -> Mixture:
         """Return w(q) over `tasks` (the caller validates it with `check_mixture`)."""
         ...
-
-
-def default_embedder() -> Embedder:
-    """The bundled offline MiniLM, cached on disk under `~/.cache/agentroute/`.
-
-    Raises:
-        ImportError: The `embeddings` extra is missing (the message names the install).
-    """
-    from agentroute.routing.embeddings import (
-        CachedEmbedder,
-        SentenceTransformerEmbedder,
-        default_cache_dir,
-    )
-
-    return CachedEmbedder(SentenceTransformerEmbedder(), default_cache_dir() / "embeddings.sqlite3")
 
 
 def _softmax(scores: np.ndarray, temperature: float) -> np.ndarray:

@@ -5,6 +5,7 @@ A LiteLLM-backed embedder (any provider's embedding API) lives with the other Li
 """
 
 from agentroute.routing.embeddings._cache import CachedEmbedder, default_cache_dir
+from agentroute.routing.embeddings._default import default_embedder
 from agentroute.routing.embeddings._protocol import Embedder, Matrix, normalize
 from agentroute.routing.embeddings._sentence_transformers import (
     SentenceTransformerEmbedder,
@@ -19,6 +20,7 @@ __all__ = [
     "SentenceTransformerEmbedder",
     "bundled_minilm_path",
     "default_cache_dir",
+    "default_embedder",
     "limit_threads",
     "normalize",
 ]
