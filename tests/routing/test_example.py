@@ -14,9 +14,10 @@ from typer.testing import CliRunner
 
 import agentroute as ar
 from agentroute.errors import ConfigurationError
-from agentroute.routing import Outcome, RoutingContext, _agent_scoring, build_strategy
+from agentroute.routing import Outcome, RoutingContext, build_strategy
 from agentroute.routing._example import ExampleRouter, load_examples
 from agentroute.routing.embeddings import Matrix, normalize
+from agentroute.routing.embeddings import _default as _default_module
 from agentroute.testing import ScriptedModelClient
 
 EXAMPLES = {
@@ -209,7 +210,7 @@ def test_eval_agents_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     """`agentroute eval agents --json` prints one object with every required key."""
     from agentroute.cli import _app
 
-    monkeypatch.setitem(_agent_scoring._DEFAULT, "default", WordsEmbedder())
+    monkeypatch.setitem(_default_module._DEFAULT, "default", WordsEmbedder())
     agents = tmp_path / "agents.jsonl"
     agents.write_text(
         "\n".join(
