@@ -800,7 +800,8 @@ def build_chain(r: int, per_run: int) -> list[Any]:
             step=d,
             slot="agent",
             strategy="rules",
-            params=params,
+            # As the runtime writes them: the strategy's parameters live in the run's start
+            # record (`router`), not in every decision.
             chosen=[winner],
             candidates=[
                 CandidateRecord(

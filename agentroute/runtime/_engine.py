@@ -136,6 +136,17 @@ class Engine:
             for agent in state["agents"]
         ]
 
+    def _params(self, scope: RunScope, strategy: object, described: dict[str, Any]) -> Any:
+        """A decision's `params`: empty when the run's start record already holds them.
+
+        Slot strategies are described once, in `RunRecord.router`; repeating their parameters
+        in every decision cost hashing, encoding and storage for nothing. They are recorded
+        again only when the strategy's version changed since the run started (learning).
+        """
+        if scope.versions.get(id(strategy)) == described["version"]:
+            return {}
+        return described["params"]
+
     # -- route -------------------------------------------------------------------------------
 
     async def route_node(self, state: RunState) -> dict[str, Any]:
@@ -390,7 +401,7 @@ class Engine:
                 slot="refiner",
                 strategy=described["strategy"],
                 strategy_version=described["version"],
-                params=described["params"],
+                params=self._params(scope, refiner, described),
                 outcome="error",
                 chosen=[best] if best else [],
                 candidates=[CandidateRecord(name=a) for a in answers],
@@ -407,7 +418,7 @@ class Engine:
             slot="refiner",
             strategy=described["strategy"],
             strategy_version=described["version"],
-            params=described["params"],
+            params=self._params(scope, refiner, described),
             chosen=list(answers),
             candidates=[CandidateRecord(name=a) for a in answers],
             reason=result.reason,
@@ -496,7 +507,7 @@ class Engine:
             "branch": branch,
             "strategy": described["strategy"],
             "strategy_version": described["version"],
-            "params": described["params"],
+            "params": self._params(scope, strategy, described),
         }
         try:
             decision = await strategy.route(ctx)

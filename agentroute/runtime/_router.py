@@ -460,10 +460,21 @@ class Router:
             seed=seed if seed is not None else int(uuid.UUID(hex=_hex32(run_id)).int % 2**31),
             semaphore=asyncio.Semaphore(self.limits.agent_concurrency),
         )
+        config = self.config()
+        scope.versions = {
+            id(strategy): config[slot]["version"]
+            for slot, strategy in (
+                ("agent", self.agent_strategy),
+                ("skills", self.skills_strategy),
+                ("model", self.model_strategy),
+                ("refiner", self.refiner),
+            )
+            if strategy is not None and config[slot] is not None
+        }
         recorder.record(
             RunRecord,
             task=task,
-            router=self.config(),
+            router=config,
             registry_hash=self.registry.content_hash(),
             budget_usd=budget.usd if budget else None,
             budget=budget.model_dump(mode="json") if budget else None,

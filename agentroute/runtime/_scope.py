@@ -29,6 +29,8 @@ class RunScope:
     seed: int
     semaphore: asyncio.Semaphore
     state: dict[str, Any] = field(default_factory=dict)
+    versions: dict[int, str] = field(default_factory=dict)
+    """Version of each slot strategy when the run started (its params are in the run record)."""
     history: list[StepView] = field(default_factory=list)
     input_counts: Counter[str] = field(default_factory=Counter)
     _calls: Counter[tuple[int, str]] = field(default_factory=Counter)

@@ -125,7 +125,8 @@ class DecisionRecord(_Record):
     strategy_version: str = "1"
     """Version of the strategy's algorithm or learned state."""
     params: dict[str, Any] = Field(default_factory=dict)
-    """The strategy's parameters."""
+    """The strategy's parameters when they are not those of `RunRecord.router` for this slot
+    (e.g. a learning strategy whose version changed during the run); empty otherwise."""
     outcome: Literal["route", "finish", "abstain", "out_of_scope", "error"] = "route"
     """What the decision says."""
     chosen: list[str] = Field(default_factory=list)

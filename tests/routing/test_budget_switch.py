@@ -213,7 +213,9 @@ def test_yaml_form_builds_and_fits_from_a_file(tmp_path: Path) -> None:
     router = _router(switch)
     res = router.run_sync("proof of it")
     assert _model_decision(router, res.run_id).chosen == ["strong"]
-    assert router.trace(res.run_id).decisions[-1].params["policy"] == "threshold"
+    trace = router.trace(res.run_id)
+    assert trace.decisions[-1].evidence["policy"] == "threshold"
+    assert trace.run.router["model"]["params"]["policy"] == "threshold"
 
 
 def test_cascade_escalates_when_the_verifier_rejects() -> None:

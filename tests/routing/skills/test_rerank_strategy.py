@@ -144,7 +144,10 @@ def test_router_end_to_end_gives_agent_the_right_bodies() -> None:
     assert {"bm25", "dense", "fused"} <= set(evidence["stage1"][0])
     assert evidence["reranked"][0]["id"] == "lost-package"
     assert evidence["caps"]["body_chars"] == strategy.caps.body_chars
-    assert decisions[0].params["k"] == 3
+    # The strategy's parameters are recorded once per run, in the run's start record.
+    run = next(r for r in records if getattr(r, "kind", None) == "run")
+    assert run.router["skills"]["params"]["k"] == 3
+    assert decisions[0].params == {}
 
 
 def _ctx(reg: ar.Registry, task: str, **kw: Any) -> RoutingContext:
