@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -11,7 +12,7 @@ from typing import Any
 
 import structlog
 
-from agentroute.errors import AgentError, ConfigurationError, RunError, did_you_mean
+from agentroute.errors import AgentError, ConfigurationError, RunError, StoreError, did_you_mean
 from agentroute.models import Budget, ModelClient, resolve_prices
 from agentroute.models._budget import open_ledger
 from agentroute.registry import GraphSpec, LimitsSpec, ModelSpec, Registry
@@ -490,6 +491,10 @@ class Router:
             self._end(scope, status="failed", reason=f"run failed: {type(exc).__name__}", error=exc)
             if isinstance(exc, RunError) and exc.run_id is None:
                 exc.run_id = run_id
+            if self.durable and type(store).flush is not TraceStore.flush:
+                # Make the failure durable too, but never let a store problem hide it.
+                with contextlib.suppress(StoreError):
+                    await asyncio.to_thread(store.flush)
             raise
         finally:
             self._engine.scopes.pop(run_id, None)

@@ -7,6 +7,7 @@ Every failure is recorded and the chain stays valid.
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
@@ -571,3 +572,44 @@ async def test_llm_refiner_refuses_politely_when_every_agent_failed() -> None:
     assert end is not None
     assert end.status == "failed"
     assert end.answer == info.value.answer
+
+
+async def test_a_run_that_raises_is_durable_in_sqlite(tmp_path: Path) -> None:
+    """A run failing with an exception has its records, end record included, on disk at once.
+
+    A second store handle on the same file (another process would see the same) reads them
+    without any flush from the first.
+    """
+    import agentroute as ar
+    from agentroute.stores import SqlTraceStore
+    from agentroute.testing import ScriptedModelClient
+
+    registry = ar.Registry()
+    registry.model("m", "x/m", input_price_per_mtok=1.0, output_price_per_mtok=1.0)
+
+    @registry.agent
+    async def only(ctx: ar.AgentContext, task: str) -> str:
+        """Answers."""
+        return "ok"
+
+    class Boom:
+        name = "boom"
+
+        async def route(self, ctx: ar.RoutingContext) -> ar.RouteDecision:
+            msg = "strategy exploded"
+            raise ValueError(msg)
+
+    db = f"sqlite:///{tmp_path / 't.db'}"
+    # A long interval: without the explicit flush, nothing would reach the file before the read.
+    store = SqlTraceStore(db, flush_interval_s=60, batch_size=10_000)
+    router = ar.Router(registry, agent=Boom(), store=store, client=ScriptedModelClient())
+    with pytest.raises(ar.RoutingError) as info:
+        await router.run("hello")
+    other = SqlTraceStore(db)
+    try:
+        end = other.get_run(info.value.run_id or "").end
+        assert end is not None
+        assert end.status == "failed"
+    finally:
+        other.close()
+        store.close()
