@@ -8,6 +8,7 @@ from typing import Any, ClassVar, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from agentroute.models._budget import BudgetSnapshot
 from agentroute.registry import Registry
 
 __all__ = [
@@ -164,26 +165,11 @@ class StepView:
     """The step's (refined) answer."""
 
 
-@dataclass(frozen=True, slots=True)
-class BudgetView:
-    """The run's budget as strategies see it."""
+BudgetView = BudgetSnapshot
+"""The run's budget as strategies see it: the ledger's `BudgetSnapshot` (for a shared key, the
+key's totals over every run)."""
 
-    limit_usd: float | None
-    spent_usd: float
-    reserved_usd: float
-    strong_limit: int | None = None
-    """Strong-tier calls allowed, when the budget counts them."""
-    strong_used: int = 0
-    strong_reserved: int = 0
-    key: str | None = None
-    """The shared budget key; the numbers are then the key's totals over every run."""
-
-    @property
-    def remaining_usd(self) -> float | None:
-        """What is left; `None` when unlimited."""
-        if self.limit_usd is None:
-            return None
-        return max(0.0, self.limit_usd - self.spent_usd - self.reserved_usd)
+_UNLIMITED: BudgetView = BudgetSnapshot(None, 0.0, 0.0)
 
 
 async def _no_complete(*_: Any, **__: Any) -> str:
@@ -209,7 +195,7 @@ class RoutingContext:
     """The previous step's answer (`None` at step 0)."""
     history: tuple[StepView, ...] = ()
     """Earlier steps."""
-    budget: BudgetView = BudgetView(None, 0.0, 0.0)
+    budget: BudgetView = _UNLIMITED
     metadata: Mapping[str, Any] = field(default_factory=dict)
     """Caller-supplied run metadata."""
     load: Mapping[str, int] = field(default_factory=dict)

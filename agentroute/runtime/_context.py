@@ -174,9 +174,8 @@ class AgentContext:
 
         For a shared key these are the key's totals; reading them is a quick store query.
         """
-        from agentroute.runtime._scope import budget_view
-
-        return budget_view(self._budget.snapshot())
+        snapshot: BudgetView = self._budget.snapshot()
+        return snapshot
 
 
 def bound_logger(run_id: str, step: int, agent: str) -> Any:

@@ -9,11 +9,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agentroute.models import BudgetLedger, ModelClient
-from agentroute.models._budget import BudgetSnapshot
 from agentroute.routing import BudgetView, StepView
 from agentroute.runtime._recorder import RunRecorder
 
-__all__ = ["RunScope", "budget_view"]
+__all__ = ["RunScope"]
 
 
 @dataclass
@@ -46,18 +45,4 @@ class RunScope:
     async def budget_view(self) -> BudgetView:
         """The budget as strategies see it (a shared key's totals come from the store)."""
         ledger = self.ledger
-        snap = await asyncio.to_thread(ledger.snapshot) if ledger.blocking else ledger.snapshot()
-        return budget_view(snap)
-
-
-def budget_view(snap: BudgetSnapshot) -> BudgetView:
-    """A ledger snapshot as the routing protocol's `BudgetView`."""
-    return BudgetView(
-        limit_usd=snap.limit_usd,
-        spent_usd=snap.spent_usd,
-        reserved_usd=snap.reserved_usd,
-        strong_limit=snap.strong_limit,
-        strong_used=snap.strong_used,
-        strong_reserved=snap.strong_reserved,
-        key=snap.key,
-    )
+        return await asyncio.to_thread(ledger.snapshot) if ledger.blocking else ledger.snapshot()

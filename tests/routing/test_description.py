@@ -2,45 +2,17 @@
 
 from __future__ import annotations
 
-import re
-import zlib
-from collections.abc import Sequence
-
 import numpy as np
 import pytest
 
 import agentroute as ar
 from agentroute.errors import ConfigurationError, ModelResponseError
-from agentroute.routing import RoutingContext, build_strategy
+from agentroute.routing import build_strategy
 from agentroute.routing._agent_scoring import choose_threshold
 from agentroute.routing._description import DescriptionRouter
-from agentroute.routing.embeddings import Matrix, normalize
 
-
-class WordsEmbedder:
-    """A tiny deterministic bag-of-words embedder (no model download)."""
-
-    name = "test-words"
-
-    def embed(self, texts: Sequence[str]) -> Matrix:
-        """Hash each word into one of 64 dimensions."""
-        out = np.zeros((len(texts), 64), dtype=np.float32)
-        for i, text in enumerate(texts):
-            for word in re.findall(r"[a-z]+", text.lower()):
-                out[i, zlib.crc32(word.encode()) % 64] += 1.0
-        return normalize(out)
-
-
-def ctx(registry: ar.Registry, task: str) -> RoutingContext:
-    """An agent-slot context over every registered agent."""
-    return RoutingContext(
-        run_id="r",
-        step=0,
-        slot="agent",
-        task=task,
-        registry=registry,
-        candidates=tuple(registry.agents),
-    )
+from ._words import WordsEmbedder
+from ._words import agent_ctx as ctx
 
 
 async def test_routes_to_the_closest_description(registry: ar.Registry) -> None:

@@ -3,22 +3,27 @@
 from __future__ import annotations
 
 import json
-import re
-import zlib
-from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 import agentroute as ar
 from agentroute.errors import ConfigurationError
-from agentroute.routing import Outcome, RoutingContext, build_strategy
+from agentroute.routing import Outcome, build_strategy
 from agentroute.routing._example import ExampleRouter, load_examples
-from agentroute.routing.embeddings import Matrix, normalize
 from agentroute.routing.embeddings import _default as _default_module
 from agentroute.testing import ScriptedModelClient
+
+from ._words import WordsEmbedder as _Words
+from ._words import agent_ctx as ctx
+
+
+class WordsEmbedder(_Words):
+    """The shared bag-of-words embedder, with more bins for these larger example sets."""
+
+    dims = 128
+
 
 EXAMPLES = {
     "billing": [
@@ -46,32 +51,6 @@ EXAMPLES = {
         "suspicious login alert",
     ],
 }
-
-
-class WordsEmbedder:
-    """A tiny deterministic bag-of-words embedder (no model download)."""
-
-    name = "test-words"
-
-    def embed(self, texts: Sequence[str]) -> Matrix:
-        """Hash each word into one of 128 dimensions."""
-        out = np.zeros((len(texts), 128), dtype=np.float32)
-        for i, text in enumerate(texts):
-            for word in re.findall(r"[a-z]+", text.lower()):
-                out[i, zlib.crc32(word.encode()) % 128] += 1.0
-        return normalize(out)
-
-
-def ctx(registry: ar.Registry, task: str) -> RoutingContext:
-    """An agent-slot context over every registered agent."""
-    return RoutingContext(
-        run_id="r",
-        step=0,
-        slot="agent",
-        task=task,
-        registry=registry,
-        candidates=tuple(registry.agents),
-    )
 
 
 @pytest.mark.parametrize("mode", ["knn", "linear", "ensemble"])

@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import re
-import zlib
-from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 import pytest
 
 import agentroute as ar
@@ -18,8 +14,9 @@ from agentroute.routing import RoutingContext
 from agentroute.routing._description import DescriptionRouter
 from agentroute.routing._reasoning import ReasoningRouter, parse_router_output
 from agentroute.routing._refiner import Refiner
-from agentroute.routing.embeddings import Matrix, normalize
 from agentroute.testing import ScriptedModelClient
+
+from ._words import WordsEmbedder
 
 AGENT_ANSWERS = [
     (r"billing:", "Your refund has been issued."),
@@ -27,20 +24,6 @@ AGENT_ANSWERS = [
     (r"security:", "Your account is locked for safety."),
     (r"general:", "Happy to help."),
 ]
-
-
-class WordsEmbedder:
-    """A tiny deterministic bag-of-words embedder (no model download)."""
-
-    name = "test-words"
-
-    def embed(self, texts: Sequence[str]) -> Matrix:
-        """Hash each word into one of 64 dimensions."""
-        out = np.zeros((len(texts), 64), dtype=np.float32)
-        for i, text in enumerate(texts):
-            for word in re.findall(r"[a-z]+", text.lower()):
-                out[i, zlib.crc32(word.encode()) % 64] += 1.0
-        return normalize(out)
 
 
 def scripted(first: str, repair: str | None = None, **extra: Any) -> ScriptedModelClient:
