@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from typing import Any
 
 import orjson
@@ -24,6 +25,29 @@ def canonical_json(value: Any) -> str:
         return json.dumps(
             value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
         )
+
+
+def canonical_json_parts(
+    mapping: dict[str, Any], nested: Iterable[str]
+) -> tuple[str, dict[str, str]] | None:
+    """`canonical_json(mapping)`, plus the canonical JSON of the values under the keys `nested`.
+
+    For a dict with string keys. Each nested value is encoded once and spliced into the whole
+    verbatim, so a trace record's hash input and the JSON column texts a store writes come from
+    one encoding. Returns None when a value needs the standard-library fallback:
+    `canonical_json` decides that fallback for the whole value, so the caller must use it.
+    """
+    spliced = dict(mapping)
+    texts: dict[str, str] = {}
+    try:
+        for key in nested:
+            encoded = orjson.dumps(mapping[key], option=_SORTED)
+            spliced[key] = orjson.Fragment(encoded)
+            texts[key] = encoded.decode()
+        whole = orjson.dumps(spliced, option=_SORTED)
+    except TypeError:
+        return None
+    return whole.decode(), texts
 
 
 def sha256_hex(text: str) -> str:

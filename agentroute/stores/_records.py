@@ -8,11 +8,14 @@ which `TraceStore.verify` detects. Learned state (`StateRecord`) is versioned, n
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+import functools
+from collections.abc import Mapping
+from types import UnionType
+from typing import Annotated, Any, Literal, Self, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
-from agentroute._hashing import canonical_json, sha256_hex
+from agentroute._hashing import canonical_json, canonical_json_parts, sha256_hex
 
 __all__ = [
     "GENESIS_HASH",
@@ -57,6 +60,10 @@ class _Record(BaseModel):
     hash: str = ""
     """SHA-256 of `prev_hash` + this record's canonical JSON (without `hash`)."""
 
+    # `(hash, texts)`: the canonical JSON of each dict/list field, as encoded for the hash by
+    # `sealed()`. SQL stores write these texts instead of encoding the values a second time.
+    _sealed_json: tuple[str, dict[str, str]] | None = PrivateAttr(default=None)
+
     def payload(self) -> dict[str, Any]:
         """The record as JSON-ready data, without its own hash."""
         return self.model_dump(mode="json", exclude={"hash"})
@@ -67,7 +74,63 @@ class _Record(BaseModel):
 
     def sealed(self) -> Any:
         """Return a copy with `hash` set from the content."""
-        return self.model_copy(update={"hash": self.compute_hash()})
+        payload = self.payload()
+        parts = canonical_json_parts(payload, _nested_fields(type(self)))
+        if parts is None:
+            return self.model_copy(update={"hash": chain_hash(self.prev_hash, payload)})
+        text, nested = parts
+        digest = sha256_hex(self.prev_hash + text)
+        sealed = self.model_copy(update={"hash": digest})
+        sealed._sealed_json = (digest, nested)
+        return sealed
+
+    def __eq__(self, other: object) -> bool:
+        # Fields only: the texts `sealed()` keeps for stores are a cache, not content, so a
+        # record read back from a store equals the one that was appended.
+        if not isinstance(other, _Record):
+            return NotImplemented
+        return type(self) is type(other) and self.__dict__ == other.__dict__
+
+    def __hash__(self) -> int:
+        # As pydantic's frozen-model hash: over the fields (unhashable when one holds a dict).
+        return hash((type(self), *self.__dict__.values()))
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """Copy the record, as pydantic's `model_copy` does, without what `sealed()` kept.
+
+        The JSON texts `sealed()` keeps for stores are dropped: after an `update` they would
+        describe the old values.
+        """
+        copied = super().model_copy(update=update, deep=deep)
+        copied._sealed_json = None
+        return copied
+
+
+@functools.cache
+def _nested_fields(cls: type[_Record]) -> tuple[str, ...]:
+    """The fields of `cls` that hold a dict or a list (possibly optional): its JSON columns."""
+    names = []
+    for name, field in cls.model_fields.items():
+        annotation = field.annotation
+        options = get_args(annotation) if get_origin(annotation) in (Union, UnionType) else ()
+        if any(get_origin(a) in (dict, list) or a in (dict, list) for a in (annotation, *options)):
+            names.append(name)
+    return tuple(names)
+
+
+def sealed_json_texts(record: _Record) -> Mapping[str, str]:
+    """The JSON text of `record`'s dict/list fields as hashed by `sealed()`; {} if unknown.
+
+    Unknown when the record was not sealed by `sealed()`, was copied since, or its hash was
+    replaced: the texts are only returned for the hash they were computed with.
+    """
+    # Straight from pydantic's private dict: attribute access to a private attribute goes
+    # through `__getattr__` after a failed lookup, several times slower on the writer's path.
+    private = record.__pydantic_private__
+    cached: tuple[str, dict[str, str]] | None = private.get("_sealed_json") if private else None
+    if cached is None or cached[0] != record.hash:
+        return {}
+    return cached[1]
 
 
 def chain_hash(prev_hash: str, payload: dict[str, Any]) -> str:

@@ -81,6 +81,7 @@ from agentroute.stores._records import (
     RunRecord,
     StateRecord,
     TraceRecord,
+    sealed_json_texts,
 )
 
 __all__ = [
@@ -606,8 +607,12 @@ def _row_builder(kind: str) -> Callable[[TraceRecord], tuple[Any, ...]]:
     def build(rec: TraceRecord) -> tuple[Any, ...]:
         values = rec.__dict__
         out = [values[name] for name in names]
+        # The JSON `sealed()` encoded for the hash, when it is still the record's: no second
+        # encoding, and the column holds exactly the text that was hashed.
+        texts = sealed_json_texts(rec)
         for i in json_at:
-            out[i] = _dump_json(out[i], inf_nan_mode="null").decode()
+            text = texts.get(names[i])
+            out[i] = text if text is not None else _dump_json(out[i], inf_nan_mode="null").decode()
         return tuple(out)
 
     return build

@@ -561,6 +561,44 @@ class SqlTraceStoreConformance(TraceStoreConformance):
             "seq 2 (decision): content does not match its hash (edited)",
         ]
 
+    def test_json_columns_hold_the_text_that_was_hashed(
+        self, store: TraceStore, raw: sa.Engine
+    ) -> None:
+        """The writer stores the canonical JSON `sealed()` hashed (keys sorted), not its own."""
+        records = make_run("run-1")
+        decision = records[1]
+        assert isinstance(decision, DecisionRecord)
+        unsorted = decision.model_copy(update={"evidence": {"zeta": 1, "alpha": [2, 1]}})
+        records = chain(records[0], unsorted, *records[2:])
+        store.append(records)
+        store.flush()
+        with raw.connect() as conn:
+            stored = conn.execute(
+                sa.text(
+                    "SELECT CAST(evidence AS TEXT) FROM agentroute_decisions "
+                    "WHERE run_id = 'run-1' AND seq = 1"
+                )
+            ).scalar_one()
+        assert stored == '{"alpha":[2,1],"zeta":1}'
+        assert store.verify("run-1").ok
+
+    def test_a_record_copied_after_sealing_is_stored_as_copied(self, store: TraceStore) -> None:
+        """A sealed record copied with new content but the old hash is stored with the new content.
+
+        The JSON texts kept by `sealed()` must not outlive a copy: otherwise the store would
+        write the old, matching content and hide the edit from `verify`.
+        """
+        records = make_run("run-1")
+        edited = records[1].model_copy(update={"evidence": {"routed": "by hand"}})
+        assert edited.hash == records[1].hash
+        store.append([records[0], edited, *records[2:]])
+        store.flush()
+        stored = store.get_run("run-1").records[1]
+        assert isinstance(stored, DecisionRecord)
+        assert stored.evidence == {"routed": "by hand"}
+        report = store.verify("run-1")
+        assert report.problems == ["seq 1 (decision): content does not match its hash (edited)"]
+
     def test_verify_detects_a_deleted_row(self, store: TraceStore, raw: sa.Engine) -> None:
         """Deleting a middle row makes `verify` report the gap in the sequence."""
         store.append(make_run("run-1"))
