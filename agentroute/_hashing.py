@@ -27,27 +27,16 @@ def canonical_json(value: Any) -> str:
         )
 
 
-def canonical_json_parts(
-    mapping: dict[str, Any], nested: Iterable[str]
-) -> tuple[str, dict[str, str]] | None:
-    """`canonical_json(mapping)`, plus the canonical JSON of the values under the keys `nested`.
+def compact_json(mapping: dict[str, Any], keys: Iterable[str]) -> dict[str, str] | None:
+    """Compact JSON of `mapping[key]` for each of `keys`, keeping each value's own key order.
 
-    For a dict with string keys. Each nested value is encoded once and spliced into the whole
-    verbatim, so a trace record's hash input and the JSON column texts a store writes come from
-    one encoding. Returns None when a value needs the standard-library fallback:
-    `canonical_json` decides that fallback for the whole value, so the caller must use it.
+    For JSON-ready values (what `model_dump(mode="json")` gives). Returns None when a value is
+    not something orjson encodes (the caller then encodes it another way).
     """
-    spliced = dict(mapping)
-    texts: dict[str, str] = {}
     try:
-        for key in nested:
-            encoded = orjson.dumps(mapping[key], option=_SORTED)
-            spliced[key] = orjson.Fragment(encoded)
-            texts[key] = encoded.decode()
-        whole = orjson.dumps(spliced, option=_SORTED)
+        return {key: orjson.dumps(mapping[key]).decode() for key in keys}
     except TypeError:
         return None
-    return whole.decode(), texts
 
 
 def sha256_hex(text: str) -> str:

@@ -607,8 +607,7 @@ def _row_builder(kind: str) -> Callable[[TraceRecord], tuple[Any, ...]]:
     def build(rec: TraceRecord) -> tuple[Any, ...]:
         values = rec.__dict__
         out = [values[name] for name in names]
-        # The JSON `sealed()` encoded for the hash, when it is still the record's: no second
-        # encoding, and the column holds exactly the text that was hashed.
+        # The JSON `sealed()` encoded, when it is still the record's: no second encoding.
         texts = sealed_json_texts(rec)
         for i in json_at:
             text = texts.get(names[i])

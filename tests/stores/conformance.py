@@ -561,26 +561,32 @@ class SqlTraceStoreConformance(TraceStoreConformance):
             "seq 2 (decision): content does not match its hash (edited)",
         ]
 
-    def test_json_columns_hold_the_text_that_was_hashed(
-        self, store: TraceStore, raw: sa.Engine
+    def test_sealed_records_are_not_json_encoded_again_by_the_writer(
+        self, store: TraceStore, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        """The writer stores the canonical JSON `sealed()` hashed (keys sorted), not its own."""
+        """The writer stores the JSON texts `sealed()` kept; only a copied record is re-encoded."""
+        from agentroute.stores import _sql
+
+        encoded: list[object] = []
+        real = _sql._dump_json
+
+        def counting(value: object, **kwargs: Any) -> bytes:
+            encoded.append(value)
+            return real(value, **kwargs)
+
+        monkeypatch.setattr(_sql, "_dump_json", counting)
         records = make_run("run-1")
-        decision = records[1]
-        assert isinstance(decision, DecisionRecord)
-        unsorted = decision.model_copy(update={"evidence": {"zeta": 1, "alpha": [2, 1]}})
-        records = chain(records[0], unsorted, *records[2:])
         store.append(records)
         store.flush()
-        with raw.connect() as conn:
-            stored = conn.execute(
-                sa.text(
-                    "SELECT CAST(evidence AS TEXT) FROM agentroute_decisions "
-                    "WHERE run_id = 'run-1' AND seq = 1"
-                )
-            ).scalar_one()
-        assert stored == '{"alpha":[2,1],"zeta":1}'
+        assert encoded == []
+        copied = [rec.model_copy() for rec in make_run("run-2")]
+        store.append(copied)
+        store.flush()
+        assert encoded  # no kept texts on copies: the writer encoded their JSON columns
+        assert store.get_run("run-1").records == tuple(records)
+        assert store.get_run("run-2").records == tuple(copied)
         assert store.verify("run-1").ok
+        assert store.verify("run-2").ok
 
     def test_a_record_copied_after_sealing_is_stored_as_copied(self, store: TraceStore) -> None:
         """A sealed record copied with new content but the old hash is stored with the new content.
