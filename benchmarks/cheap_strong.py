@@ -7,7 +7,8 @@ and `contaminated_prompts.jsonl` (excluded). Put them under `<data>/routellm-mml
 
 Split: every non-contaminated prompt, shuffled with `--seed` (default 0), first half train, second
 half test (the "MMLU dev split, 50/50, seed 0"). Scorers are fitted on train only (k, the kNN
-weighting and the ensemble weight by cross-validation inside train) and reported on test.
+weighting, the ensemble weight and whether the ensemble stacks, by cross-validation inside
+train) and reported on test once.
 
     python benchmarks/cheap_strong.py [DATA_DIR] [--seed 0]
 
@@ -43,6 +44,7 @@ from agentroute.routing.embeddings import limit_threads
 CHEAP = "mistralai/Mixtral-8x7B-Instruct-v0.1"
 STRONG = "gpt-4-1106-preview"
 RESULTS = Path(__file__).resolve().parent / "results"
+DEFAULT = "ensemble kNN + logistic (default)"
 
 
 def load_mmlu(data: Path) -> list[OutcomeRow]:
@@ -86,13 +88,14 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     embedder.embed([r.text for r in rows])  # warm the cache once for every scorer
     embed_s = time.perf_counter() - started
+    ensemble = EnsembleScorer(embedder, seed=args.seed)
     scorers: dict[str, DifficultyScorer] = {
         "kNN (k=50, uniform; reference)": KnnScorer(
             embedder, k=50, temperature=0.0, prior=0.0, center=False, multiscale=False
         ),
         "kNN (k, weighting by CV)": KnnScorer(embedder),
         "logistic (embedding + text features)": LogisticScorer(embedder),
-        "ensemble kNN + logistic (default)": EnsembleScorer(embedder, seed=args.seed),
+        DEFAULT: ensemble,
     }
     results: dict[str, dict[str, Any]] = {}
     for label, scorer in scorers.items():
@@ -123,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         ),
         ("oracle (per-prompt)", oracle.apgr(), oracle.cpt(0.5), oracle.cpt(0.8), None, None),
     ]
-    default = results["ensemble kNN + logistic (default)"]
+    default = results[DEFAULT]
     oracle_apgr = oracle.apgr() or 0.0
     lines = [
         "# Cheap/strong routing on RouteLLM MMLU",
@@ -151,7 +154,10 @@ def main(argv: list[str] | None = None) -> int:
         "to reach its best quality).",
         "Chosen by cross-validation on train: kNN "
         f"{results['kNN (k, weighting by CV)']['scorer']}, "
-        f"ensemble weight {default['scorer']['weight_chosen']}.",
+        f"ensemble weight {default['scorer']['weight_chosen']}; stacker "
+        f"{'used' if default['scorer']['stack_chosen'] else 'not used'} (train-only "
+        f"cross-validated APGR: stacker {ensemble.cv_.get('stack', '–')}, best weighted "
+        f"mean {_best_blend(ensemble.cv_)}).",
         f"Embedding all prompts: {embed_s:.1f} s (cache hits make reruns fast).",
         "",
     ]
@@ -170,6 +176,11 @@ def main(argv: list[str] | None = None) -> int:
     }
     args.out.with_suffix(".json").write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
     return 0
+
+
+def _best_blend(cv: dict[str, float]) -> str:
+    weights = [v for k, v in cv.items() if k.startswith("weight=")]
+    return f"{max(weights):.4f}" if weights else "–"
 
 
 def _f(value: float | None, digits: int = 3) -> str:

@@ -49,6 +49,7 @@ from agentroute.routing._difficulty import (
 from agentroute.routing._difficulty_eval import calibrate_threshold
 from agentroute.routing._protocol import Candidate, Outcome, RouteDecision, RoutingContext
 from agentroute.routing.embeddings import Embedder
+from agentroute.stores import TraceStore
 
 __all__ = ["BudgetSwitch", "CascadeResult", "Verifier"]
 
@@ -110,6 +111,10 @@ class BudgetSwitch:
             asked to grade the answer.
         accept: `cascade`: confidence at or above which the cheap answer stands.
         learn_online: Update the scorer from feedback scores of runs it routed.
+        key: Learned-state key of the scorer's online memory in the router's trace store
+            (scorers that keep one, like `knn` and `ensemble`). Routers — in this process or
+            others — whose switches share the store and the key learn into one memory, and
+            a new process starts with what was learned.
     """
 
     name: ClassVar[str] = "budget-switch"
@@ -130,6 +135,7 @@ class BudgetSwitch:
         verifier: Verifier | str | None = None,
         accept: float = 0.5,
         learn_online: bool = True,
+        key: str = "budget-switch/memory",
     ) -> None:
         if policy not in _POLICIES:
             msg = f"unknown BudgetSwitch policy {policy!r}{did_you_mean(policy, _POLICIES)}"
@@ -161,6 +167,8 @@ class BudgetSwitch:
         self.verifier = verifier
         self.accept = accept
         self.learn_online = learn_online
+        self.key = key
+        self._store: TraceStore | None = None
         self.scorer_name = scorer if isinstance(scorer, str) else getattr(scorer, "name", "custom")
         self._scorer_ref = scorer
         self._embedder = embedder
@@ -214,6 +222,8 @@ class BudgetSwitch:
             out["scorer"] = self._scorer.params() if self._scorer else self.scorer_name
             if self.train:
                 out["train"] = self.train
+            if self.learn_online:
+                out["key"] = self.key
         else:
             out["accept"] = self.accept
             out["verifier"] = self.verifier if isinstance(self.verifier, str) else "callable"
@@ -231,6 +241,28 @@ class BudgetSwitch:
         return self._scorer
 
     # -- compile time ------------------------------------------------------------------------
+
+    def bind_store(self, store: TraceStore) -> None:
+        """Keep the scorer's online memory in `store` (the router's), bound at `validate`."""
+        self._store = store
+
+    def refresh(self) -> bool:
+        """Re-read the scorer's online memory when another process stored a newer version.
+
+        Updates (feedback) already take in what others stored; call this to see their outcomes
+        without learning one.
+
+        Returns:
+            Whether a newer version was loaded.
+
+        Raises:
+            StoreError: The store failed.
+        """
+        refresh = getattr(self.scorer, "refresh", None)
+        if not callable(refresh) or not refresh():
+            return False
+        self._score_cache.clear()
+        return True
 
     def validate(self, registry: Registry, agents: Sequence[str] = ()) -> None:
         """Check tiers, prices and the scorer's data; fit on `train` when given.
@@ -266,6 +298,12 @@ class BudgetSwitch:
                 raise ConfigurationError(msg)
             if self.train and not self.scorer.fitted:
                 self.fit_file(self.train)
+            bind = getattr(self.scorer, "bind_store", None)
+            if self.learn_online and self._store is not None and callable(bind):
+                # The memory learned from feedback lives in the store, versioned, so it
+                # survives the process and is shared by every router on the same store and key.
+                bind(self._store, self.key)
+                self._score_cache.clear()
             if not self.scorer.fitted and self.cold_start is None:
                 msg = (
                     f"budget-switch: the {self.scorer_name!r} scorer has no data; pass "
@@ -574,11 +612,14 @@ class BudgetSwitch:
         if routed is None:
             return
         text, strong = routed
-        if strong:
-            await asyncio.to_thread(self.scorer.update, text, strong=outcome.score)
-        else:
-            await asyncio.to_thread(self.scorer.update, text, cheap=outcome.score)
-        self._score_cache.pop(text, None)
+        try:
+            if strong:
+                await asyncio.to_thread(self.scorer.update, text, strong=outcome.score)
+            else:
+                await asyncio.to_thread(self.scorer.update, text, cheap=outcome.score)
+        finally:
+            # The update may also bring in other processes' outcomes: every score can change.
+            self._score_cache.clear()
         log.debug("budget_switch_learned", run_id=outcome.run_id, strong=strong)
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,8 +29,17 @@ import structlog
 from agentroute.errors import ConfigurationError
 from agentroute.routing._difficulty_eval import cheap_strong_curve
 from agentroute.routing._difficulty_features import FEATURE_NAMES, HashingEmbedder, text_features
+from agentroute.routing._difficulty_memory import (
+    KnnMemoryBook,
+    MemoryItem,
+    MemorySnapshot,
+    merge_items,
+    round_vector,
+)
+from agentroute.routing._difficulty_stack import Stacker, cross_predict
 from agentroute.routing.embeddings import Embedder, Matrix, normalize
 from agentroute.routing.embeddings._default import default_embedder
+from agentroute.stores import TraceStore
 
 __all__ = [
     "DifficultyScore",
@@ -244,6 +254,34 @@ def _apgr(scores: _F, cheap: _F, strong: _F) -> float:
 # -- kNN -----------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _Memory:
+    """Everything a kNN query reads, replaced whole (a query never sees half an update)."""
+
+    vectors: Matrix
+    texts: list[str]
+    cheap: _F
+    strong: _F
+
+    @classmethod
+    def empty(cls) -> _Memory:
+        return cls(np.zeros((0, 0), dtype=np.float32), [], np.zeros(0), np.zeros(0))
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def extended(self, vectors: Matrix, items: Sequence[MemoryItem]) -> _Memory:
+        """This memory plus `items` (their prepared `vectors` row-aligned)."""
+        if not items:
+            return self
+        return _Memory(
+            vectors if not self.texts else np.vstack([self.vectors, vectors]),
+            [*self.texts, *(i.text for i in items)],
+            np.r_[self.cheap, [np.nan if i.cheap is None else i.cheap for i in items]],
+            np.r_[self.strong, [np.nan if i.strong is None else i.strong for i in items]],
+        )
+
+
 class KnnScorer:
     """Distance-weighted k nearest past prompts.
 
@@ -253,6 +291,11 @@ class KnnScorer:
     Each tier's quality is the weighted mean over the neighbours where it was observed, shrunk
     towards the tier's overall mean by `prior` pseudo-neighbours (so a few far neighbours give a
     cautious score).
+
+    Outcomes learned from feedback (`update`) form the online memory. Once `bind_store` gave it
+    a trace store and a key, the online memory lives there, versioned (see
+    `agentroute.routing._difficulty_memory`): a new process with the same store and key starts
+    with it, and several processes learning at once lose no outcome.
 
     Args:
         embedder: Texts → unit vectors; default the bundled MiniLM with a persistent cache.
@@ -265,6 +308,8 @@ class KnnScorer:
             embeddings share a common direction that blurs neighbourhoods).
         multiscale: Average the estimates at k/2, k and 2k, or `"auto"` (cross-validated).
         evidence_neighbours: How many neighbours each score reports.
+        memory_limit: Outcomes learned from feedback kept (the newest; the fitted prompts do not
+            count).
     """
 
     name = "knn"
@@ -281,7 +326,11 @@ class KnnScorer:
         center: bool = True,
         multiscale: bool | str = "auto",
         evidence_neighbours: int = 5,
+        memory_limit: int = 2000,
     ) -> None:
+        if memory_limit < 1:
+            msg = f"KnnScorer: memory_limit must be at least 1, got {memory_limit}"
+            raise ConfigurationError(msg)
         if (isinstance(k, str) and k != "auto") or (isinstance(k, int) and k < 1):
             msg = f"KnnScorer: k must be a positive integer or 'auto', got {k!r}"
             raise ConfigurationError(msg)
@@ -293,11 +342,15 @@ class KnnScorer:
         self.multiscale: bool | str = multiscale
         self.multiscale_: bool = multiscale is True
         self.evidence_neighbours = evidence_neighbours
+        self.memory_limit = memory_limit
         self._mean: Matrix | None = None
-        self._vectors: Matrix = np.zeros((0, 0), dtype=np.float32)
-        self._texts: list[str] = []
-        self._cheap: _F = np.zeros(0)
-        self._strong: _F = np.zeros(0)
+        self._base = _Memory.empty()
+        self._mem = _Memory.empty()
+        self._online: list[MemoryItem] = []
+        self._pending: list[MemoryItem] = []
+        self._book: KnnMemoryBook | None = None
+        self._memory_version = 0
+        self._lock = threading.RLock()
         self.k_: int = 40 if k == "auto" else int(k)
         self.temperature_: float = 0.0 if temperature == "auto" else float(temperature)
         self.cv_: dict[str, float] = {}
@@ -312,12 +365,44 @@ class KnnScorer:
     @property
     def fitted(self) -> bool:
         """Whether any outcome is stored."""
-        return len(self._texts) > 0
+        return len(self._mem) > 0
 
     @property
     def size(self) -> int:
-        """Stored outcomes."""
-        return len(self._texts)
+        """Stored outcomes (fitted and learned online)."""
+        return len(self._mem)
+
+    @property
+    def online_items(self) -> list[MemoryItem]:
+        """Outcomes learned from feedback (`update`), oldest first."""
+        return list(self._online)
+
+    @property
+    def memory_version(self) -> int:
+        """Store version of the online memory in use (0 = not stored)."""
+        return self._memory_version
+
+    @property
+    def memory_book(self) -> KnnMemoryBook | None:
+        """Where the online memory is stored, once `bind_store` was called."""
+        return self._book
+
+    # The memory's parts, as one consistent snapshot.
+    @property
+    def _vectors(self) -> Matrix:
+        return self._mem.vectors
+
+    @property
+    def _texts(self) -> list[str]:
+        return self._mem.texts
+
+    @property
+    def _cheap(self) -> _F:
+        return self._mem.cheap
+
+    @property
+    def _strong(self) -> _F:
+        return self._mem.strong
 
     def params(self) -> dict[str, Any]:
         """Settings (chosen k and temperature included)."""
@@ -331,8 +416,14 @@ class KnnScorer:
             "center": self.center,
             "multiscale": self.multiscale_,
             "memory": self.size,
-            "embedder": self.embedder.name if self._embedder is not None else "minilm",
+            "online_memory": len(self._online),
+            "memory_key": self._book.key if self._book is not None else None,
+            "memory_version": self._memory_version,
+            "embedder": self._embedder_name(),
         }
+
+    def _embedder_name(self) -> str:
+        return self.embedder.name if self._embedder is not None else "minilm"
 
     def fit(
         self,
@@ -354,12 +445,15 @@ class KnnScorer:
         """`fit` with precomputed embeddings (rows aligned with `texts`)."""
         _check_lengths(texts, cheap, strong)
         raw = np.asarray(vectors, dtype=np.float32)
-        self._mean = raw.mean(axis=0, keepdims=True) if self.center and len(raw) > 1 else None
-        self._vectors = self._prep(raw)
-        self._texts = list(texts)
-        self._cheap, self._strong = _unit_labels(cheap, strong)
-        if self.k == "auto" or self.temperature == "auto":
-            self._cross_validate()
+        with self._lock:
+            self._mean = raw.mean(axis=0, keepdims=True) if self.center and len(raw) > 1 else None
+            self._base = _Memory(self._prep(raw), list(texts), *_unit_labels(cheap, strong))
+            self._mem = self._base
+            if self.k == "auto" or self.temperature == "auto":
+                self._cross_validate()
+            # Feedback learned before (or by other processes) stays: it is re-centred on the
+            # new fit's mean and appended after the fitted prompts.
+            self._set_online(self._online, rebuild=True)
         return self
 
     def _prep(self, vectors: Matrix) -> Matrix:
@@ -373,22 +467,27 @@ class KnnScorer:
             return [k]
         return sorted({max(1, k // 2), k, 2 * k})
 
-    def _estimate_scales(self, idx: Any, sims: _F, k: int, temperature: float) -> tuple[_F, _F]:
+    def _estimate_scales(
+        self, idx: Any, sims: _F, k: int, temperature: float, mem: _Memory | None = None
+    ) -> tuple[_F, _F]:
         scales = [s for s in self._scales(k) if s <= idx.shape[1]] or [idx.shape[1]]
-        parts = [self._estimate(idx, sims, s, temperature) for s in scales]
+        parts = [self._estimate(idx, sims, s, temperature, mem) for s in scales]
         pc = np.mean([p[0] for p in parts], axis=0)
         ps = np.mean([p[1] for p in parts], axis=0)
         return pc, ps
 
-    def _neighbours(self, queries: Matrix, k: int, *, exclude_self: bool) -> tuple[Any, _F]:
-        n = len(self._texts)
+    def _neighbours(
+        self, queries: Matrix, k: int, *, exclude_self: bool, mem: _Memory | None = None
+    ) -> tuple[Any, _F]:
+        mem = self._mem if mem is None else mem
+        n = len(mem)
         k = min(k, n - (1 if exclude_self else 0))
         idx = np.zeros((len(queries), max(k, 0)), dtype=np.int64)
         sims = np.zeros((len(queries), max(k, 0)), dtype=np.float64)
         if k <= 0:
             return idx, sims
         for start in range(0, len(queries), 1024):
-            block = queries[start : start + 1024] @ self._vectors.T
+            block = queries[start : start + 1024] @ mem.vectors.T
             if exclude_self:
                 rows = np.arange(block.shape[0])
                 block[rows, rows + start] = -np.inf
@@ -399,11 +498,14 @@ class KnnScorer:
             sims[start : start + len(block)] = np.take_along_axis(part_sims, order, axis=1)
         return idx, sims
 
-    def _estimate(self, idx: Any, sims: _F, k: int, temperature: float) -> tuple[_F, _F]:
+    def _estimate(
+        self, idx: Any, sims: _F, k: int, temperature: float, mem: _Memory | None = None
+    ) -> tuple[_F, _F]:
+        mem = self._mem if mem is None else mem
         idx, sims = idx[:, :k], sims[:, :k]
         w = np.exp((sims - sims[:, :1]) / temperature) if temperature > 0 else np.ones_like(sims)
         out = []
-        for labels in (self._cheap, self._strong):
+        for labels in (mem.cheap, mem.strong):
             y = labels[idx]
             seen = ~np.isnan(y)
             mean = float(np.nanmean(labels)) if (~np.isnan(labels)).any() else 0.5
@@ -441,13 +543,19 @@ class KnnScorer:
 
     def predict(self, vectors: Matrix) -> tuple[_F, _F, Any, _F]:
         """Predicted cheap and strong quality for embedded queries, with neighbours used."""
-        if not self.fitted:
-            raise _not_fitted(self.name)
-        idx, sims = self._neighbours(
-            self._prep(vectors), max(self._scales(self.k_)), exclude_self=False
-        )
-        pc, ps = self._estimate_scales(idx, sims, self.k_, self.temperature_)
+        pc, ps, idx, sims, _ = self._predict(vectors)
         return pc, ps, idx, sims
+
+    def _predict(self, vectors: Matrix) -> tuple[_F, _F, Any, _F, _Memory]:
+        mem = self._mem
+        if not len(mem):
+            raise _not_fitted(self.name)
+        queries = self._prep(vectors)
+        idx, sims = self._neighbours(
+            queries, max(self._scales(self.k_)), exclude_self=False, mem=mem
+        )
+        pc, ps = self._estimate_scales(idx, sims, self.k_, self.temperature_, mem)
+        return pc, ps, idx, sims, mem
 
     def score(self, texts: Sequence[str]) -> list[DifficultyScore]:
         """Score prompts; evidence lists the nearest stored prompts and their outcomes."""
@@ -458,16 +566,16 @@ class KnnScorer:
     def score_vectors(self, vectors: Matrix, texts: Sequence[str] = ()) -> list[DifficultyScore]:
         """`score` with precomputed embeddings (`texts` unused: the vectors say it all)."""
         del texts
-        pc, ps, idx, sims = self.predict(vectors)
+        pc, ps, idx, sims, mem = self._predict(vectors)
         values = _value(pc, ps)
         out = []
         for i in range(len(values)):
             neighbours = [
                 {
-                    "text": self._texts[j][:80],
+                    "text": mem.texts[j][:80],
                     "similarity": round(float(sims[i, r]), 4),
-                    "cheap": _round(self._cheap[j]),
-                    "strong": _round(self._strong[j]),
+                    "cheap": _round(mem.cheap[j]),
+                    "strong": _round(mem.strong[j]),
                 }
                 for r, j in enumerate(idx[i, : self.evidence_neighbours])
             ]
@@ -487,12 +595,111 @@ class KnnScorer:
         return out
 
     def update(self, text: str, *, cheap: float | None = None, strong: float | None = None) -> None:
-        """Add one observed outcome to the memory (no refit; k stays as chosen)."""
-        vec = self._prep(self.embedder.embed([text]))
-        self._vectors = vec if not self._texts else np.vstack([self._vectors, vec])
-        self._texts.append(text)
-        self._cheap = np.r_[self._cheap, np.nan if cheap is None else cheap]
-        self._strong = np.r_[self._strong, np.nan if strong is None else strong]
+        """Add one observed outcome to the online memory (no refit; k stays as chosen).
+
+        With a store bound (`bind_store`), the outcome is written as the memory's next version
+        (re-read and re-applied when another writer got there first), and outcomes other
+        processes stored meanwhile are taken in too.
+
+        Raises:
+            StateConflict: Too many concurrent writers in a row (the outcome is kept and
+                written with the next update).
+            StoreError: The store failed (the outcome is kept and written with the next
+                update).
+        """
+        item = MemoryItem.new(text, self.embedder.embed([text])[0], cheap=cheap, strong=strong)
+        with self._lock:
+            if self._book is None:
+                self._set_online([*self._online, item])
+                return
+            self._pending.append(item)
+            self._set_online([*self._online, item])
+            pending = list(self._pending)
+            snapshot = self._book.commit(
+                lambda current: self._merge(current, pending),
+                note=f"learn {len(pending)} outcome(s)",
+            )
+            self._pending = []
+            self._use(snapshot)
+
+    def bind_store(self, store: TraceStore, key: str) -> None:
+        """Keep the online memory in `store` under `key`, and load what is stored there.
+
+        Outcomes learned before binding are written to the store with the next update.
+
+        Raises:
+            StoreError: The store failed.
+            ValueError: `key` holds something other than a kNN memory.
+        """
+        with self._lock:
+            known = {i.id for i in self._online}
+            local = [*self._online, *(i for i in self._pending if i.id not in known)]
+            self._book = KnnMemoryBook(store, key)
+            self._memory_version = 0
+            snapshot = self._book.load()
+            if local:
+                snapshot = self._book.commit(
+                    lambda current: self._merge(current, local),
+                    note=f"learn {len(local)} outcome(s) from before binding",
+                )
+            self._pending = []
+            if snapshot is not None:
+                self._use(snapshot)
+
+    def refresh(self) -> bool:
+        """Re-read the online memory when another writer stored a newer version.
+
+        Returns:
+            Whether a newer version was loaded.
+
+        Raises:
+            StoreError: The store failed.
+        """
+        book = self._book
+        if book is None or book.latest_version() <= self._memory_version:
+            return False
+        snapshot = book.load()
+        if snapshot is None:
+            return False
+        with self._lock:
+            if snapshot.version <= self._memory_version:
+                return False
+            self._use(snapshot)
+        return True
+
+    def _merge(self, current: MemorySnapshot | None, new: Sequence[MemoryItem]) -> MemorySnapshot:
+        return merge_items(
+            current,
+            new,
+            embedder=self._embedder_name(),
+            limit=self.memory_limit,
+            reembed=lambda texts: self.embedder.embed(list(texts)),
+        )
+
+    def _use(self, snapshot: MemorySnapshot) -> None:
+        items = snapshot.items
+        if snapshot.embedder != self._embedder_name() and items:
+            vectors = self.embedder.embed([i.text for i in items])
+            items = [
+                MemoryItem(i.id, i.text, i.cheap, i.strong, round_vector(v), i.at)
+                for i, v in zip(items, vectors, strict=True)
+            ]
+        self._set_online(items)
+        self._memory_version = snapshot.version
+
+    def _set_online(self, items: Sequence[MemoryItem], *, rebuild: bool = False) -> None:
+        """Make `items` the online memory (the newest `memory_limit`), after the fitted rows."""
+        items = list(items)[-self.memory_limit :]
+        old = [i.id for i in self._online]
+        if not rebuild and [i.id for i in items[: len(old)]] == old:
+            fresh = items[len(old) :]
+            mem = self._mem
+        else:
+            fresh, mem = items, self._base
+        if fresh:
+            mem = mem.extended(self._prep(np.stack([i.vector for i in fresh])), fresh)
+        self._online = items
+        self._mem = mem
 
 
 def _round(v: float) -> float | None:
@@ -697,20 +904,28 @@ def _fit_logistic(z: _F, y: _F, l2: float, iterations: int) -> tuple[_F, _F]:
 class EnsembleScorer:
     """kNN and logistic predictions, blended. The default scorer.
 
-    The blend weight is chosen by cross-validation: leave-one-out kNN and 5-fold logistic
-    predictions on the training data.
+    Two blends are fitted on out-of-fold predictions of the training data (leave-one-out kNN,
+    k-fold logistic): a weighted mean of the members' predictions (the weight chosen by APGR),
+    and a stacker — ridge regressions over the kNN estimates at several neighbourhood sizes,
+    the neighbourhood's density and the logistic prediction (see `_difficulty_stack`). With
+    `stack="auto"` the stacker is used when its own out-of-fold APGR beats the best weighted
+    mean's; every choice is made on the training data only.
 
     Args:
         embedder: Shared by both members (one embedding per prompt).
-        weight: kNN's share of the blend, or `"auto"`.
+        weight: kNN's share of the weighted mean, or `"auto"`.
         knn: Options for the kNN member.
         logistic: Options for the logistic member.
-        folds: Folds for the logistic member's out-of-fold predictions.
+        folds: Folds for the logistic member's and the stacker's out-of-fold predictions.
         seed: Fold assignment seed.
+        stack: Use the stacker: `True`, `False`, or `"auto"` (chosen by cross-validation;
+            needs `weight="auto"` and 40 or more training prompts).
+        stack_alpha: Ridge penalty of the stacker, per training row (standardised features).
     """
 
     name = "ensemble"
     _WEIGHTS = (0.0, 0.25, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+    _STACK_KS = (10, 20, 40, 80, 160, 320)
 
     def __init__(
         self,
@@ -721,15 +936,24 @@ class EnsembleScorer:
         logistic: Mapping[str, Any] | None = None,
         folds: int = 5,
         seed: int = 0,
+        stack: bool | str = "auto",
+        stack_alpha: float = 0.01,
     ) -> None:
+        if not (isinstance(stack, bool) or stack == "auto"):
+            msg = f"EnsembleScorer: stack must be True, False or 'auto', got {stack!r}"
+            raise ConfigurationError(msg)
         self._embedder = _resolve_embedder(embedder)
         self.weight = weight
         self.folds = folds
         self.seed = seed
+        self.stack: bool | str = stack
+        self.stack_alpha = stack_alpha
+        self.stacker_: Stacker | None = None
         self.knn = KnnScorer(self._embedder, **dict(knn or {}))
         self.logistic = LogisticScorer(self._embedder, **dict(logistic or {}))
         self.weight_: float = 0.5 if weight == "auto" else float(weight)
         self.cv_: dict[str, float] = {}
+        self._replayed: set[str] = set()
 
     @property
     def embedder(self) -> Embedder:
@@ -751,6 +975,8 @@ class EnsembleScorer:
             "scorer": self.name,
             "weight": self.weight,
             "weight_chosen": self.weight_,
+            "stack": self.stack,
+            "stack_chosen": self.stacker_ is not None,
             "knn": self.knn.params(),
             "logistic": self.logistic.params(),
         }
@@ -778,10 +1004,14 @@ class EnsembleScorer:
         n = len(texts)
         if self.weight == "auto" and n >= 40:
             yc, ys = _unit_labels(cheap, strong)
+            base = self.knn._base
             idx, sims = self.knn._neighbours(
-                self.knn._prep(vectors), max(self.knn._scales(self.knn.k_)), exclude_self=True
+                self.knn._prep(vectors),
+                max(self.knn._scales(self.knn.k_)),
+                exclude_self=True,
+                mem=base,
             )
-            kc, ks = self.knn._estimate_scales(idx, sims, self.knn.k_, self.knn.temperature_)
+            kc, ks = self.knn._estimate_scales(idx, sims, self.knn.k_, self.knn.temperature_, base)
             lc, ls = np.zeros(n), np.zeros(n)
             folds = np.random.default_rng(self.seed).permutation(n) % self.folds
             for f in range(self.folds):
@@ -810,8 +1040,46 @@ class EnsembleScorer:
                 if score > best[0] + 1e-9:
                     best = (score, wt)
             self.weight_ = best[1]
+            self.stacker_ = None
+            if self.stack is not False:
+                self._fit_stacker(vectors, (kc, ks, lc, ls), yc, ys, best[0])
         self.logistic.fit_vectors(vectors, texts, cheap, strong)
+        self._replayed = set()
+        self._replay()
         return self
+
+    def _stack_names(self) -> list[str]:
+        names = [f"knn{k}_{tier}" for k in self._STACK_KS for tier in ("cheap", "strong")]
+        return [*names, "density", "knn_cheap", "knn_strong", "logistic_cheap", "logistic_strong"]
+
+    def _stack_features(self, idx: Any, sims: _F, members: Sequence[_F], mem: _Memory) -> _F:
+        """Stacker inputs: kNN estimates per size, density, the members' predictions."""
+        cols: list[_F] = []
+        for k in self._STACK_KS:
+            cols.extend(self.knn._estimate(idx, sims, min(k, idx.shape[1]), 0.0, mem))
+        cols.append(sims[:, :10].mean(axis=1))
+        cols.extend(members)
+        return np.stack(cols, axis=1)
+
+    def _fit_stacker(
+        self, vectors: Matrix, members: Sequence[_F], yc: _F, ys: _F, blend_apgr: float
+    ) -> None:
+        base = self.knn._base
+        k = min(max(self._STACK_KS), len(base) - 1)
+        idx, sims = self.knn._neighbours(self.knn._prep(vectors), k, exclude_self=True, mem=base)
+        features = self._stack_features(idx, sims, members, base)
+        seen = ~(np.isnan(yc) | np.isnan(ys))
+        if seen.sum() < 40:
+            return
+        names = self._stack_names()
+        f, c, s = features[seen], yc[seen], ys[seen]
+        pc, ps = cross_predict(
+            names, f, c, s, alpha=self.stack_alpha, folds=self.folds, seed=self.seed + 1
+        )
+        stack_apgr = _apgr(_value(pc, ps), c, s)
+        self.cv_["stack"] = round(stack_apgr, 4)
+        if self.stack is True or stack_apgr > blend_apgr + 1e-9:
+            self.stacker_ = Stacker.fit(names, f, c, s, self.stack_alpha)
 
     def score(self, texts: Sequence[str]) -> list[DifficultyScore]:
         """Blend both members' predictions; evidence holds both members' evidence."""
@@ -824,29 +1092,86 @@ class EnsembleScorer:
         a = self.knn.score_vectors(vectors, texts)
         b = self.logistic.score_vectors(vectors, texts)
         wt = self.weight_
+        pc = wt * np.array([x.p_cheap for x in a]) + (1 - wt) * np.array([y.p_cheap for y in b])
+        ps = wt * np.array([x.p_strong for x in a]) + (1 - wt) * np.array([y.p_strong for y in b])
+        stacker, features = self.stacker_, None
+        if stacker is not None:
+            mem = self.knn._mem
+            k = min(max(self._STACK_KS), len(mem))
+            idx, sims = self.knn._neighbours(
+                self.knn._prep(vectors), k, exclude_self=False, mem=mem
+            )
+            members = [
+                np.array([getattr(s, attr) for s in scores])
+                for scores in (a, b)
+                for attr in ("p_cheap", "p_strong")
+            ]
+            features = self._stack_features(idx, sims, members, mem)
+            pc, ps = stacker.predict(features)
+        values = _value(pc, ps)
         out = []
-        for x, y in zip(a, b, strict=True):
-            pc = wt * x.p_cheap + (1 - wt) * y.p_cheap
-            ps = wt * x.p_strong + (1 - wt) * y.p_strong
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            evidence: dict[str, Any] = {"scorer": "ensemble"}
+            if stacker is not None and features is not None:
+                share = stacker.contributions(features[i])
+                top = sorted(share, key=lambda n: -abs(share[n]))[:4]
+                evidence["stack"] = {n: share[n] for n in top}
+            else:
+                evidence["knn_weight"] = wt
+            evidence["knn"] = {**x.evidence, "value": round(x.value, 4)}
+            evidence["logistic"] = {**y.evidence, "value": round(y.value, 4)}
             out.append(
                 DifficultyScore(
-                    value=float(_value(np.array([pc]), np.array([ps]))[0]),
-                    p_cheap=pc,
-                    p_strong=ps,
-                    evidence={
-                        "scorer": "ensemble",
-                        "knn_weight": wt,
-                        "knn": {**x.evidence, "value": round(x.value, 4)},
-                        "logistic": {**y.evidence, "value": round(y.value, 4)},
-                    },
+                    value=float(values[i]),
+                    p_cheap=float(pc[i]),
+                    p_strong=float(ps[i]),
+                    evidence=evidence,
                 )
             )
         return out
 
     def update(self, text: str, *, cheap: float | None = None, strong: float | None = None) -> None:
-        """Update both members."""
-        self.knn.update(text, cheap=cheap, strong=strong)
-        self.logistic.update(text, cheap=cheap, strong=strong)
+        """Update both members (the logistic member also learns what other processes stored).
+
+        Raises:
+            StateConflict: The kNN member's memory could not be written (see `KnnScorer.update`).
+            StoreError: The store failed.
+        """
+        try:
+            self.knn.update(text, cheap=cheap, strong=strong)
+        finally:
+            self._replay()
+
+    def bind_store(self, store: TraceStore, key: str) -> None:
+        """Keep the kNN member's online memory in `store` under `key` (see `KnnScorer`).
+
+        The logistic member takes a few gradient steps on every stored outcome it has not seen.
+
+        Raises:
+            StoreError: The store failed.
+        """
+        self.knn.bind_store(store, key)
+        self._replay()
+
+    def refresh(self) -> bool:
+        """Re-read the kNN member's online memory when a newer version is stored.
+
+        Returns:
+            Whether a newer version was loaded.
+        """
+        fresh = self.knn.refresh()
+        self._replay()
+        return fresh
+
+    def _replay(self) -> None:
+        # Online outcomes (this process's and other processes') reach the logistic member
+        # once each, in memory order.
+        if not self.logistic.fitted:
+            return
+        for item in self.knn.online_items:
+            if item.id not in self._replayed:
+                self._replayed.add(item.id)
+                self.logistic.update(item.text, cheap=item.cheap, strong=item.strong)
 
 
 _SCORERS: dict[str, Callable[..., DifficultyScorer]] = {
