@@ -9,14 +9,22 @@ Two guards are always on:
 Tests that exercise `LiteLLMClient` itself request the `litellm` fixture (tests/models) or
 `offline_litellm` (below); they keep the real method, with `litellm.acompletion` blocked unless
 the test replaces it with a fake.
+
+PostgreSQL tests request `pg_url`: a URL on the server at `AGENTROUTE_TEST_PG` (default
+`postgresql://postgres@127.0.0.1:5432/test`) whose search path is a fresh schema, dropped after
+the test, so parallel runs never collide. An unreachable server fails those tests unless
+`AGENTROUTE_SKIP_PG=1` is set.
 """
 
 from __future__ import annotations
 
 import os
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
@@ -30,6 +38,47 @@ SKILLS_DIR = Path(__file__).resolve().parent.parent / "skills"
 
 CHEAP_PRICES = {"input_price_per_mtok": 0.15, "output_price_per_mtok": 0.60}
 STRONG_PRICES = {"input_price_per_mtok": 2.50, "output_price_per_mtok": 10.00}
+
+PG_URL = os.environ.get("AGENTROUTE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+"""The PostgreSQL test server (SQLAlchemy or libpq form)."""
+
+
+def libpq_url(url: str) -> str:
+    """`url` as psycopg (libpq) accepts it: no SQLAlchemy driver suffix."""
+    return url.replace("postgresql+psycopg://", "postgresql://", 1).replace(
+        "postgres://", "postgresql://", 1
+    )
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> str:
+    """The test server's URL; fails (or skips with AGENTROUTE_SKIP_PG=1) when unreachable."""
+    import psycopg
+
+    try:
+        with psycopg.connect(libpq_url(PG_URL), connect_timeout=5) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.OperationalError as exc:
+        message = f"PostgreSQL at {PG_URL} is unreachable ({exc}); set AGENTROUTE_SKIP_PG=1 to skip"
+        if os.environ.get("AGENTROUTE_SKIP_PG") == "1":
+            pytest.skip(message)
+        pytest.fail(message)
+    return PG_URL
+
+
+@pytest.fixture
+def pg_url(pg_server: str) -> Iterator[str]:
+    """A store URL whose tables live in a fresh schema, dropped after the test."""
+    import psycopg
+
+    schema = f"agentroute_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(libpq_url(pg_server), autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    separator = "&" if "?" in pg_server else "?"
+    yield f"{pg_server}{separator}options={quote(f'-csearch_path={schema}')}"
+    with psycopg.connect(libpq_url(pg_server), autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
 
 # Tests that request one of these fixtures test LiteLLMClient itself, with LiteLLM mocked.
 _CLIENT_TEST_FIXTURES = {"litellm", "offline_litellm"}

@@ -6,15 +6,12 @@ Uses the dependency-free hashing embedder, so the tests need no model files.
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
 import sys
 import threading
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import numpy as np
 import pytest
@@ -35,7 +32,6 @@ from agentroute.stores import InMemoryTraceStore, SqlTraceStore, StateRecord, Tr
 from agentroute.testing import ScriptedModelClient
 
 KEY = "budget-switch/test-memory"
-PG_URL = os.environ.get("AGENTROUTE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 
 
 def _data(n: int = 40) -> tuple[list[str], list[float], list[float]]:
@@ -434,24 +430,6 @@ def test_a_new_process_on_the_same_sqlite_file_starts_with_the_memory(tmp_path: 
     assert scorer.refresh() is True
     assert [i.text for i in scorer.online_items] == ["a riddle about ducks", "learned by the child"]
     store.close()
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    """A PostgreSQL URL on a fresh schema (dropped afterwards), as in tests/stores."""
-    psycopg = pytest.importorskip("psycopg")
-    try:
-        conn = psycopg.connect(PG_URL, autocommit=True, connect_timeout=5)
-    except psycopg.OperationalError as exc:
-        if os.environ.get("AGENTROUTE_SKIP_PG") == "1":
-            pytest.skip(f"PostgreSQL unreachable: {exc}")
-        raise
-    schema = f"agentroute_knn_{uuid.uuid4().hex[:12]}"
-    with conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    yield f"{PG_URL}?options={quote(f'-csearch_path={schema}')}"
-    with psycopg.connect(PG_URL, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
 @pytest.mark.postgres

@@ -2,40 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
 
 from agentroute.errors import ConfigurationError
 from agentroute.stores import InMemoryTraceStore, SqlTraceStore, TraceStore
 
-PG_URL = os.environ.get("AGENTROUTE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 NANO = 1_000_000_000
-
-
-def _pg_url() -> Iterator[str]:
-    psycopg = pytest.importorskip("psycopg")
-    libpq = PG_URL.replace("postgresql+psycopg://", "postgresql://", 1)
-    try:
-        with psycopg.connect(libpq, connect_timeout=5) as conn:
-            conn.execute("SELECT 1")
-    except psycopg.OperationalError as exc:
-        if os.environ.get("AGENTROUTE_SKIP_PG") == "1":
-            pytest.skip(f"PostgreSQL unreachable: {exc}")
-        raise
-    schema = f"agentroute_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(libpq, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    separator = "&" if "?" in PG_URL else "?"
-    yield f"{PG_URL}{separator}options={quote(f'-csearch_path={schema}')}"
-    with psycopg.connect(libpq, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
 @pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -49,12 +26,9 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[TraceStore
         yield s
         s.close()
         return
-    gen = _pg_url()
-    url = next(gen)
-    s = SqlTraceStore(url)
+    s = SqlTraceStore(request.getfixturevalue("pg_url"))
     yield s
     s.close()
-    next(gen, None)
 
 
 def _reserve(

@@ -1,20 +1,13 @@
 """`SqlTraceStore` on PostgreSQL: the conformance suites, URLs and an unreachable server.
 
-The server comes from `AGENTROUTE_TEST_PG` (default `postgresql://postgres@127.0.0.1:5432/test`).
-Each test gets a schema of its own (dropped afterwards) through libpq's `options` parameter, so
-parallel runs never collide. An unreachable server fails these tests unless
-`AGENTROUTE_SKIP_PG=1` is set.
+The server and a schema per test come from the `pg_url` fixture (tests/conftest.py).
 """
 
 from __future__ import annotations
 
-import os
 import time
-import uuid
 from collections.abc import Iterator
-from urllib.parse import quote
 
-import psycopg
 import pytest
 import sqlalchemy as sa
 
@@ -25,44 +18,7 @@ from .conformance import SqlTraceStoreConformance, make_run
 
 pytestmark = pytest.mark.postgres
 
-PG_URL = os.environ.get("AGENTROUTE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 UNREACHABLE = "postgresql://postgres@127.0.0.1:1/test"
-
-
-def _libpq_url(url: str) -> str:
-    return url.replace("postgresql+psycopg://", "postgresql://", 1).replace(
-        "postgres://", "postgresql://", 1
-    )
-
-
-def _with_search_path(url: str, schema: str) -> str:
-    separator = "&" if "?" in url else "?"
-    return f"{url}{separator}options={quote(f'-csearch_path={schema}')}"
-
-
-@pytest.fixture(scope="session")
-def pg_server() -> str:
-    """The test server's URL; fails (or skips with AGENTROUTE_SKIP_PG=1) when unreachable."""
-    try:
-        with psycopg.connect(_libpq_url(PG_URL), connect_timeout=5) as conn:
-            conn.execute("SELECT 1")
-    except psycopg.OperationalError as exc:
-        message = f"PostgreSQL at {PG_URL} is unreachable ({exc}); set AGENTROUTE_SKIP_PG=1 to skip"
-        if os.environ.get("AGENTROUTE_SKIP_PG") == "1":
-            pytest.skip(message)
-        pytest.fail(message)
-    return PG_URL
-
-
-@pytest.fixture
-def pg_url(pg_server: str) -> Iterator[str]:
-    """A store URL whose tables live in a fresh schema, dropped after the test."""
-    schema = f"agentroute_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(_libpq_url(pg_server), autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    yield _with_search_path(pg_server, schema)
-    with psycopg.connect(_libpq_url(pg_server), autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
 class TestPostgresTraceStore(SqlTraceStoreConformance):

@@ -4,9 +4,11 @@ At each step the colony stands at a node of the graph (`START`, then the agent t
 the previous stage) and picks the next agent among the node's successors:
 
 - the query's task mixture w(q) is inferred once per run (`IntentModel`) and recorded;
-- fused pheromone per edge: τ(q)_e = Σ_t w_t(q)·τ^t_e;
-- heuristic per candidate j: η_j = λ_A·ability_j + λ_L·load_j + λ_R·speed_j, each term
-  normalised to (0, 1] over the candidates (ability from declared priors and judged runs,
+- fused pheromone per edge: τ(q)_e = Σ_t w_t(q)·τ̃^t_e, each task table backing off to the
+  global (all-task) table while it has little evidence (`PheromoneState.backed_off`);
+- heuristic per candidate j: η_j, the weighted geometric mean of ability_j, load_j and speed_j,
+  each normalised to (0, 1] over the candidates (ability: a Beta posterior per task from a
+  declared prior or the agent's all-task ability plus judged runs, drawn in `sample` mode;
   load = 1/(1 + in-flight branches), speed = 1/(latency EWMA));
 - P(j) ∝ τ(q)^α·η^β, sampled with the per-decision seed (or arg-max in `greedy` mode).
 
@@ -61,6 +63,9 @@ __all__ = ["AntColony", "Choice"]
 
 log = structlog.get_logger(__name__)
 
+_MAX_PATHS = 4096
+"""Paths whose cost EWMA is kept for the cost scale (least recently paid dropped first)."""
+
 _INTENTS: dict[str, type] = {
     "embedding": EmbeddingIntent,
     "llm": LLMIntent,
@@ -87,6 +92,8 @@ class Choice:
     """Pheromone version used."""
     exploited: bool = False
     """Whether the pick was the arg-max (probability `q0`, or greedy mode) or a draw."""
+    ability_mean: np.ndarray | None = None
+    """Posterior mean ability of each candidate for the query's mixture (before any draw)."""
 
 
 @dataclass
@@ -129,6 +136,8 @@ def _check_params(values: Mapping[str, Any]) -> None:
         "mode": lambda v: v in ("sample", "greedy"),
         "q0": lambda v: 0 <= v <= 1,
         "ability_rho": lambda v: v is None or 0 <= v <= 1,
+        "ability_weight": lambda v: v > 0,
+        "ability_backoff": lambda v: v > 0,
         "latency_halflife": lambda v: v > 0,
         "max_pending": lambda v: v >= 1,
     }
@@ -173,15 +182,40 @@ class AntColony:
         gate_threshold: A verdict or feedback score ≥ this accepts the trajectory.
         intent: `IntentModel` or `embedding` / `llm` / `online-kmeans`; default `embedding`.
         ability: Declared ability priors, agent → task → [0, 1] (default 0.5).
-        ability_weight: Pseudo-count of the prior against judged runs.
+        ability_weight: Pseudo-count of a declared ability prior against judged runs (2: a
+            declaration is a hint that a few runs overturn, which is what lets the colony
+            notice a degraded agent quickly in the drift benchmark).
+        ability_backoff: Pseudo-count of the back-off prior of an undeclared (agent, task)
+            pair — the agent's ability over all tasks — against that task's own judged runs.
+            10 was chosen on the tuning setup of `benchmarks/aco.py` (seeds 101–105): with the
+            informative all-task prior, 10 beat 2 (the old uninformative weight) by 0.4–1.3
+            accuracy points for the text-clustered colony (0.603–0.609 vs 0.596–0.599 mean),
+            and 30 was worse again (0.601): a task needs about ten runs of its own before
+            its estimate leaves the pool's.
+        ability_draw: In `sample` mode, draw each candidate's ability from its Beta posterior
+            (seeded per decision) instead of using the posterior mean — Thompson-style
+            exploration in proportion to uncertainty. Without it, an agent whose first two
+            runs failed (2 of 9 pool models hit that on the tuning seeds) sank to ability
+            0.25 and was almost never tried again, and the colony settled on a cheaper, worse
+            model; the ε-style draws of `q0` alone, spread over 9 candidates, did not get it
+            back. The draw is recorded (`ability`) next to the posterior mean
+            (`ability_mean`) in every decision.
         ability_rho: Evaporation of the ability evidence per judged run (so a degraded agent
             is noticed); default ρ/4, a memory about four times longer than τ's.
         lambda_ability: λ_A, weight of ability in η.
         lambda_load: λ_L, weight of live load in η.
         lambda_latency: λ_R, weight of response time in η.
-        cost_weight: Weight of normalised token cost in f_sys(P).
+        cost_weight: Weight of normalised token cost in f_sys(P). With the cost scale at the
+            dearest path (see `path_cost`) and ε = 1, cost changes a deposit by at most a
+            factor 1 + `cost_weight`, so a cheaper path wins only when its accepted rate is
+            within ~10% (× the sharper η) of a dearer one: quality first, cost as the
+            tie-breaker. 0.1 (was 0.2) was chosen on the tuning seeds 101–105: mean accuracy
+            0.599 vs 0.593 for the text-clustered colony, 0.588 vs 0.583 with declared tasks,
+            still well below the best single model's cost.
         latency_weight: Weight of normalised latency in f_sys(P).
-        cost_scale: USD that counts as cost 1 in f_sys; `None` = the running mean path cost.
+        cost_scale: USD that counts as cost 1 in f_sys; `None` = the typical cost of the
+            dearest path seen (largest per-path cost EWMA), not the mean of the chosen paths
+            (which fed back on itself: see `path_cost`).
         latency_scale: Seconds that count as latency 1; `None` = the running mean.
         latency_halflife: Decisions over which the per-agent latency EWMA halves.
         stages: Agent → stage, overriding `AgentSpec.stage` (also limits the graph's agents).
@@ -195,7 +229,7 @@ class AntColony:
     """
 
     name: ClassVar[str] = "ant-colony"
-    version: ClassVar[str] = "1"
+    version: ClassVar[str] = "2"
 
     def __init__(
         self,
@@ -217,11 +251,13 @@ class AntColony:
         intent: IntentModel | str | None = None,
         ability: Mapping[str, Mapping[str, float]] | None = None,
         ability_weight: float = 2.0,
+        ability_backoff: float = 10.0,
+        ability_draw: bool = True,
         ability_rho: float | None = None,
         lambda_ability: float = 0.6,
         lambda_load: float = 0.2,
         lambda_latency: float = 0.2,
-        cost_weight: float = 0.2,
+        cost_weight: float = 0.1,
         latency_weight: float = 0.5,
         cost_scale: float | None = None,
         latency_scale: float | None = None,
@@ -254,7 +290,8 @@ class AntColony:
         self.judge_timeout_s, self.gate_threshold = judge_timeout_s, gate_threshold
         self.intent = intent_model
         self.ability = {a: dict(t) for a, t in (ability or {}).items()}
-        self.ability_weight = ability_weight
+        self.ability_weight, self.ability_backoff = ability_weight, ability_backoff
+        self.ability_draw = ability_draw
         self.lambdas = (lambda_ability, lambda_load, lambda_latency)
         self.cost_weight, self.latency_weight = cost_weight, latency_weight
         self.cost_scale, self.latency_scale = cost_scale, latency_scale
@@ -263,15 +300,14 @@ class AntColony:
         self.edges_param = list(edges) if edges is not None else None
         self._store_arg = store
         self.key_param = key
-        self.refresh_s = refresh_s
-        self.max_pending = max_pending
-        self.seed = seed
+        self.refresh_s, self.max_pending, self.seed = refresh_s, max_pending, seed
         self._rng = np.random.default_rng(seed)
         self._lock = threading.Lock()
         self._runs: OrderedDict[str, _RunMemo] = OrderedDict()
         self._latency: dict[str, float] = {}
         self._cost_ref: float | None = None
         self._latency_ref: float | None = None
+        self._path_cost: OrderedDict[tuple[str, ...], float] = OrderedDict()
         self.errors: deque[LearningError] = deque(maxlen=200)
         """The latest learning errors (judge, intent, commit, refresh), newest last."""
         self.reconciled: list[str] = []
@@ -292,6 +328,7 @@ class AntColony:
         self.book: PheromoneBook | None = None
         self._state: PheromoneState | None = None
         self._prior: np.ndarray | None = None
+        self._declared: np.ndarray | None = None  # which (task, agent) priors were declared
         self.worker = LearningWorker(
             self.learn_batch,
             buffer_size=buffer_size,
@@ -324,6 +361,9 @@ class AntColony:
             else None,
             "lambdas": list(self.lambdas),
             "cost_weight": self.cost_weight,
+            "ability_weight": self.ability_weight,
+            "ability_backoff": self.ability_backoff,
+            "ability_draw": self.ability_draw,
             "latency_weight": self.latency_weight,
             "key": self.key_param,
         }
@@ -376,6 +416,9 @@ class AntColony:
         self._prior = np.array(
             [[self.ability.get(a, {}).get(t, 0.5) for a in agent_names] for t in task_names]
         )
+        self._declared = np.array(
+            [[t in self.ability.get(a, {}) for a in agent_names] for t in task_names], dtype=bool
+        )
         store = self._store_arg
         if store is None:
             store = InMemoryTraceStore()
@@ -406,6 +449,32 @@ class AntColony:
                 log.warning("pheromone tables reconciled", key=self.key_param, changes=changes)
             fitted.meta["reconciled"] = [*fitted.meta.get("reconciled", [])[-9:], note]
         return fitted
+
+    def _ability(
+        self, state: PheromoneState, acols: Sequence[int]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Beta posterior `(a, b)` of the ability of each (task, candidate).
+
+        The prior of a declared (agent, task) pair is the declared value, worth
+        `ability_weight` runs; otherwise it is the agent's global ability (all tasks together,
+        itself shrunk towards the mean declared value, 0.5 by default), worth `ability_backoff`
+        runs, so a rare task inherits what was learned on every task. The judged (evaporated)
+        outcomes of the task are added.
+        """
+        prior = self._prior if self._prior is not None else np.full(state.ability_n.shape, 0.5)
+        declared = (
+            self._declared if self._declared is not None else np.zeros(prior.shape, dtype=bool)
+        )
+        k0 = self.ability_weight
+        p0 = prior[:, acols].mean(axis=0)
+        overall = (p0 * k0 + state.ability_sum_all[acols]) / (k0 + state.ability_n_all[acols])
+        base = np.where(declared[:, acols], prior[:, acols], overall[None, :])
+        k = np.where(declared[:, acols], k0, self.ability_backoff)
+        n = state.ability_n[:, acols]
+        wins = np.minimum(state.ability_sum[:, acols], n)
+        a = np.maximum(base * k + wins, 1e-6)
+        b = np.maximum((1.0 - base) * k + n - wins, 1e-6)
+        return a, b
 
     def _require_graph(self) -> LayeredGraph:
         if self.graph is None:
@@ -448,14 +517,22 @@ class AntColony:
         a_index = {a: j for j, a in enumerate(state.agents)}
         cols = [e_index[(node, c)] for c in candidates]
         acols = [a_index[c] for c in candidates]
-        tau = w @ state.tau[:, cols]
-        tau = np.maximum(tau, 1e-12)
-        prior = self._prior if self._prior is not None else np.full(state.ability_n.shape, 0.5)
-        k0 = self.ability_weight
-        ability_t = (prior[:, acols] * k0 + state.ability_sum[:, acols]) / (
-            k0 + state.ability_n[:, acols]
-        )
-        ability = w @ ability_t
+        tables = np.clip(state.backed_off(self.tau0)[:, cols], self.tau_min, self.tau_max)
+        tau = np.maximum(w @ tables, 1e-12)
+        use_greedy = self.mode == "greedy" if greedy is None else greedy
+        rng = np.random.default_rng(seed)
+        a, b = self._ability(state, acols)
+        ability_mean = w @ (a / (a + b))
+        if self.ability_draw and not use_greedy and len(candidates) > 1:
+            # Thompson-style: a draw from the posterior explores in proportion to uncertainty
+            # (an agent with little evidence gets high draws now and then, a well-known one
+            # stays near its mean); only the tasks in the mixture are drawn.
+            used = np.flatnonzero(w > 0)
+            draws = np.zeros(a.shape)
+            draws[used] = rng.beta(a[used], b[used])
+            ability = w @ draws
+        else:
+            ability = ability_mean
         load = load or {}
         inv_load = np.array([1.0 / (1.0 + max(0, load.get(c, 0))) for c in candidates])
         known = [v for v in self._latency.values() if v > 0]
@@ -480,8 +557,6 @@ class AntColony:
         logits -= logits.max()
         probs = np.exp(logits)
         probs /= probs.sum()
-        use_greedy = self.mode == "greedy" if greedy is None else greedy
-        rng = np.random.default_rng(seed)
         exploit = use_greedy or len(candidates) == 1 or rng.random() < self.q0
         if exploit:
             k = int(np.argmax(probs))
@@ -497,6 +572,7 @@ class AntColony:
             tau=tau,
             eta=eta,
             eta_parts=parts,
+            ability_mean=ability_mean,
             version=state.version,
             exploited=bool(exploit),
         )
@@ -573,6 +649,9 @@ class AntColony:
                     "tau": round(float(choice.tau[i]), 6),
                     "eta": round(float(choice.eta[i]), 6),
                     "ability": round(float(choice.eta_parts["ability"][i]), 6),
+                    "ability_mean": round(float(choice.ability_mean[i]), 6)
+                    if choice.ability_mean is not None
+                    else None,
                     "load": int(load.get(c, 0)),
                     "latency_s": round(self._latency.get(c, 0.0), 6),
                     "edge": edge_key((choice.node, c)),
@@ -709,16 +788,29 @@ class AntColony:
             return await result
         return result
 
-    def path_cost(self, cost_usd: float, latency_s: float | None) -> float:
+    def path_cost(
+        self, cost_usd: float, latency_s: float | None, path: Sequence[str] = ()
+    ) -> float:
         """f_sys(P): `cost_weight·cost/cost_scale + latency_weight·latency/latency_scale`.
 
-        Scales left `None` are running means of what was observed, so f_sys ≈ 1 for a typical
-        path whatever the currency or the speed of the agents.
+        With `cost_scale=None` the scale is the typical cost of the *most expensive* path seen
+        so far (the largest per-path EWMA of cost, `path` naming the path), so the cost term
+        lies in about [0, cost_weight] whichever paths the colony happens to favour. (A running
+        mean of the chosen paths' cost, as before, fed back on itself: a colony that drifted to
+        cheap paths saw the dear ones as ever dearer and stopped trying them, whatever their
+        accuracy.) With `latency_scale=None` the latency scale is the running mean, so a typical
+        path's latency counts about `latency_weight`: latency is the load signal, meant to
+        follow the colony's own routing.
         """
         if self.cost_scale is None:
-            self._cost_ref = (
-                cost_usd if self._cost_ref is None else 0.99 * self._cost_ref + 0.01 * cost_usd
-            )
+            with self._lock:
+                key = tuple(path)
+                old = self._path_cost.pop(key, None)
+                a = 1.0 - 0.5 ** (1.0 / self.latency_halflife)
+                self._path_cost[key] = cost_usd if old is None else (1 - a) * old + a * cost_usd
+                while len(self._path_cost) > _MAX_PATHS:
+                    self._path_cost.popitem(last=False)
+                self._cost_ref = max(self._path_cost.values())
         c_ref = self.cost_scale or self._cost_ref or 0.0
         f = self.cost_weight * (cost_usd / c_ref) if c_ref > 0 else 0.0
         if latency_s is not None and self.latency_weight > 0:
@@ -749,7 +841,7 @@ class AntColony:
                     path=tuple(edges),
                     mixture=dict(traj.mixture or {}),
                     gate=gate,
-                    path_cost=self.path_cost(traj.cost_usd, traj.latency_s),
+                    path_cost=self.path_cost(traj.cost_usd, traj.latency_s, traj.path),
                 )
             )
         return out

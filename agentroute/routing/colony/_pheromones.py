@@ -1,10 +1,13 @@
 """Pheromone tables τ^t (one per task type) and their versioned home in the trace store.
 
 A `PheromoneState` holds, per task type, one pheromone value per edge of the layered graph,
-plus learned per-(task, agent) ability counts. It is stored whole, as JSON, under one key of
-the trace store's learned state (`TraceStore.get_state/put_state/list_state`); each write
-appends the next version, so every version is a snapshot that can be listed, diffed and
-restored (a rollback writes an old value as the newest version).
+plus learned per-(task, agent) ability counts, and the same two for *all tasks together* (the
+global table every run learns into). A task row that has seen little evidence backs off to
+the global row (`PheromoneState.backed_off`), so a new or rare task type starts from what the
+colony learned on every task instead of from the uniform τ0. It is stored whole, as JSON,
+under one key of the trace store's learned state (`TraceStore.get_state/put_state/
+list_state`); each write appends the next version, so every version is a snapshot that can be
+listed, diffed and restored (a rollback writes an old value as the newest version).
 
 Writers never lose each other's updates: a writer reads version v, applies its *updates* (not
 a precomputed table) and writes v+1 with `expected_version=v`; when another writer got there
@@ -38,8 +41,10 @@ __all__ = [
 
 log = structlog.get_logger(__name__)
 
-STATE_FORMAT = "agentroute.ant-colony/1"
-"""Format tag of the stored value."""
+STATE_FORMAT = "agentroute.ant-colony/2"
+"""Format tag of the stored value (version 2 added the global table; version 1 still loads)."""
+
+_FORMATS = ("agentroute.ant-colony/1", STATE_FORMAT)
 
 
 INDEX_KEY = "ant-colony/_index"
@@ -64,6 +69,11 @@ class PheromoneState:
         ability_sum: Same shape: mixture-weighted sum of the judge's verdicts.
         version: Store version this state was read at (0 = never stored).
         meta: Counters and provenance (runs learned, accepted, reconciliations, ...).
+        tau_all: `(len(edges),)` the global table: τ learned from every run with weight 1.
+        prior_left: `(len(tasks), len(edges))` share of the initial value τ0 still inside
+            τ^t_e: 1 for an edge the task never used, times (1 − ρ·w_t) at each update.
+        ability_n_all: `(len(agents),)` count of judged runs over all tasks.
+        ability_sum_all: Same shape: sum of their verdicts.
     """
 
     tasks: tuple[str, ...]
@@ -74,6 +84,22 @@ class PheromoneState:
     ability_sum: np.ndarray
     version: int = 0
     meta: dict[str, Any] = field(default_factory=dict)
+    tau_all: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    prior_left: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    ability_n_all: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    ability_sum_all: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+    def __post_init__(self) -> None:
+        # States written before the global table existed (format 1, or built by hand) get one
+        # derived from the task rows, and no back-off: their task rows are trusted as learned.
+        if self.tau_all.shape != (len(self.edges),):
+            self.tau_all = self.tau.mean(axis=0) if len(self.tasks) else np.zeros(len(self.edges))
+        if self.prior_left.shape != self.tau.shape:
+            self.prior_left = np.zeros(self.tau.shape)
+        if self.ability_n_all.shape != (len(self.agents),):
+            self.ability_n_all = self.ability_n.sum(axis=0)
+        if self.ability_sum_all.shape != (len(self.agents),):
+            self.ability_sum_all = self.ability_sum.sum(axis=0)
 
     @classmethod
     def fresh(
@@ -92,6 +118,10 @@ class PheromoneState:
             ability_n=np.zeros((len(tasks), len(agents))),
             ability_sum=np.zeros((len(tasks), len(agents))),
             meta={"learned": 0, "accepted": 0, "rejected": 0},
+            tau_all=np.full(len(edges), tau0, dtype=np.float64),
+            prior_left=np.ones((len(tasks), len(edges))),
+            ability_n_all=np.zeros(len(agents)),
+            ability_sum_all=np.zeros(len(agents)),
         )
 
     def copy(self) -> PheromoneState:
@@ -105,7 +135,21 @@ class PheromoneState:
             self.ability_sum.copy(),
             self.version,
             dict(self.meta),
+            self.tau_all.copy(),
+            self.prior_left.copy(),
+            self.ability_n_all.copy(),
+            self.ability_sum_all.copy(),
         )
+
+    def backed_off(self, tau0: float) -> np.ndarray:
+        """Task tables with their unlearned share taken from the global table.
+
+        `τ^t_e + prior_left^t_e·(τ^all_e − τ0)`: the part of τ^t_e that is still the initial
+        value τ0 is replaced by what every task together learned on the edge, so a task with
+        little evidence starts from the global table, and a task with plenty is its own.
+        """
+        out: np.ndarray = self.tau + self.prior_left * (self.tau_all - tau0)[None, :]
+        return out
 
     def to_value(self) -> dict[str, Any]:
         """JSON-ready value for `TraceStore.put_state`."""
@@ -117,6 +161,10 @@ class PheromoneState:
             "tau": [[round(float(x), 9) for x in row] for row in self.tau],
             "ability_n": self.ability_n.round(9).tolist(),
             "ability_sum": self.ability_sum.round(9).tolist(),
+            "tau_all": [round(float(x), 9) for x in self.tau_all],
+            "prior_left": self.prior_left.round(9).tolist(),
+            "ability_n_all": self.ability_n_all.round(9).tolist(),
+            "ability_sum_all": self.ability_sum_all.round(9).tolist(),
             "meta": self.meta,
         }
 
@@ -127,7 +175,7 @@ class PheromoneState:
         Raises:
             ValueError: The value is not an ant-colony state.
         """
-        if value.get("format") != STATE_FORMAT:
+        if value.get("format") not in _FORMATS:
             msg = f"not an ant-colony pheromone state (format {value.get('format')!r})"
             raise ValueError(msg)
         tasks = tuple(value["tasks"])
@@ -136,7 +184,14 @@ class PheromoneState:
         tau = np.asarray(value["tau"], dtype=np.float64).reshape(len(tasks), len(edges))
         n = np.asarray(value["ability_n"], dtype=np.float64).reshape(len(tasks), len(agents))
         s = np.asarray(value["ability_sum"], dtype=np.float64).reshape(len(tasks), len(agents))
-        return cls(tasks, edges, agents, tau, n, s, version, dict(value.get("meta", {})))
+        extra = {
+            name: np.asarray(value[name], dtype=np.float64)
+            for name in ("tau_all", "prior_left", "ability_n_all", "ability_sum_all")
+            if name in value
+        }
+        if "prior_left" in extra:
+            extra["prior_left"] = extra["prior_left"].reshape(len(tasks), len(edges))
+        return cls(tasks, edges, agents, tau, n, s, version, dict(value.get("meta", {})), **extra)
 
     def reconcile(
         self,
@@ -179,10 +234,18 @@ class PheromoneState:
         rows = [(i, t_old[t]) for i, t in enumerate(tasks) if t in t_old]
         cols = [(j, e_old[e]) for j, e in enumerate(edges) if e in e_old]
         acols = [(j, a_old[a]) for j, a in enumerate(agents) if a in a_old]
+        if cols:
+            ci, co = zip(*cols, strict=True)
+            fitted.tau_all[list(ci)] = self.tau_all[list(co)]
+        if acols:
+            ai, ao = zip(*acols, strict=True)
+            fitted.ability_n_all[list(ai)] = self.ability_n_all[list(ao)]
+            fitted.ability_sum_all[list(ai)] = self.ability_sum_all[list(ao)]
         if rows and cols:
             ri, ro = zip(*rows, strict=True)
             ci, co = zip(*cols, strict=True)
             fitted.tau[np.ix_(ri, ci)] = self.tau[np.ix_(ro, co)]
+            fitted.prior_left[np.ix_(ri, ci)] = self.prior_left[np.ix_(ro, co)]
         if rows and acols:
             ri, ro = zip(*rows, strict=True)
             ai, ao = zip(*acols, strict=True)
@@ -241,7 +304,8 @@ def apply_updates(
     For each update, task t and edge e on its path:
     `τ^t_e ← (1 − ρ·w_t)·τ^t_e + w_t·g·Q / (f_sys(P) + ε)`, clipped to `[tau_min, tau_max]`;
     and the ability evidence of each agent on the path first evaporates by `ability_rho·w_t`,
-    then grows by `w_t` (count) and `w_t·g` (sum).
+    then grows by `w_t` (count) and `w_t·g` (sum). The global table learns the same way with
+    weight 1 (every run belongs to "all tasks"), and `prior_left^t_e` shrinks by `1 − ρ·w_t`.
     Evaporation touches only the edges of the judged path, in proportion to how much of the
     query belongs to each task: an edge nobody takes keeps its value (no rich-get-richer
     decay of unexplored edges), and a rejected path loses pheromone (deposit 0) — so each τ^t_e
@@ -256,18 +320,24 @@ def apply_updates(
         cols = [e_index[e] for e in up.path if e in e_index]
         agents = [a_index[dst] for _, dst in up.path if dst in a_index]
         deposit = up.gate * q / (up.path_cost + epsilon)
+        new.tau_all[cols] = (1.0 - rho) * new.tau_all[cols] + deposit
+        keep_all = 1.0 - ability_rho
+        new.ability_n_all[agents] = keep_all * new.ability_n_all[agents] + 1.0
+        new.ability_sum_all[agents] = keep_all * new.ability_sum_all[agents] + up.gate
         for task, w in up.mixture.items():
             i = t_index.get(task)
             if i is None or w <= 0:
                 continue
             row = new.tau[i]
             row[cols] = (1.0 - rho * w) * row[cols] + w * deposit
+            new.prior_left[i, cols] *= 1.0 - rho * w
             keep = 1.0 - ability_rho * w
             new.ability_n[i, agents] = keep * new.ability_n[i, agents] + w
             new.ability_sum[i, agents] = keep * new.ability_sum[i, agents] + w * up.gate
         accepted += up.gate >= 0.5
         rejected += up.gate < 0.5
     np.clip(new.tau, tau_min, tau_max, out=new.tau)
+    np.clip(new.tau_all, tau_min, tau_max, out=new.tau_all)
     meta = new.meta
     meta["learned"] = int(meta.get("learned", 0)) + len(updates)
     meta["accepted"] = int(meta.get("accepted", 0)) + int(accepted)

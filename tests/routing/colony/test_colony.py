@@ -166,6 +166,7 @@ def test_tables_from_an_older_registry_are_reconciled() -> None:
         ["math", "code"], [(START, "plan_a"), (START, "gone")], ["plan_a", "gone"], 1.0
     )
     old.tau[0, 0] = 19.0
+    old.prior_left[0, 0] = 0.0  # the edge was learned: nothing of the initial value is left
     store.put_state("ant-colony/test", old.to_value(), expected_version=None)
     colony = make_colony(store=store, key="ant-colony/test")
     colony.validate(build_registry(), ["plan_a", "plan_b", "solve_a", "solve_b"])
@@ -224,3 +225,100 @@ def test_a_lost_race_re_applies_the_update_on_the_newer_version() -> None:
     assert mine.book.conflicts == 1
     assert final.version == 2
     assert final.meta["learned"] == 2
+
+
+def _learn(
+    colony: AntColony, path: tuple[str, ...], mix: dict[str, float], ok: bool, n: int
+) -> None:
+    from agentroute.routing.colony import Trajectory
+
+    for i in range(n):
+        traj = Trajectory(f"r{i}", "t", path, mix, "completed", "x", 0.01)
+        colony.commit(colony.updates_for([(traj, 1.0 if ok else 0.0)]))
+
+
+def test_a_task_without_evidence_backs_off_to_the_global_table() -> None:
+    """Runs learned only on `math` steer `code` too: an unseen task starts from all-task τ.
+
+    Without the back-off the `code` row would still be uniform (τ0 on both edges, prior
+    ability on both agents) and the greedy pick a tie; with it, plan_a's success on math
+    carries over until code has evidence of its own.
+    """
+    colony = make_colony(ability_draw=False)
+    colony.validate(build_registry(), ["plan_a", "plan_b", "solve_a", "solve_b"])
+    _learn(colony, ("plan_a", "solve_a"), {"math": 1.0}, True, 20)
+    _learn(colony, ("plan_b", "solve_a"), {"math": 1.0}, False, 20)
+    state = colony.state
+    code = state.tasks.index("code")
+    assert state.tau[code] == pytest.approx(colony.tau0)  # the raw code row is untouched
+    choice = colony.decide(START, ["plan_a", "plan_b"], Mixture({"code": 1.0}), greedy=True)
+    assert choice.pick == "plan_a"
+    assert choice.tau[0] > colony.tau0 > choice.tau[1]
+    assert choice.ability_mean is not None
+    assert choice.ability_mean[0] > 0.5 > choice.ability_mean[1]
+    # Code's own evidence takes over: plan_b succeeds on code, plan_a fails there.
+    _learn(colony, ("plan_b", "solve_a"), {"code": 1.0}, True, 60)
+    _learn(colony, ("plan_a", "solve_a"), {"code": 1.0}, False, 60)
+    again = colony.decide(START, ["plan_a", "plan_b"], Mixture({"code": 1.0}), greedy=True)
+    assert again.pick == "plan_b"
+    assert colony.decide(START, ["plan_a", "plan_b"], Mixture({"math": 1.0}), greedy=True).pick == (
+        "plan_a"
+    )
+
+
+def test_posterior_draws_explore_an_untried_agent_and_greedy_does_not() -> None:
+    """With `q0=1` (always the arg-max), only the ability draw can pick an untried agent.
+
+    plan_a succeeded 30 times in 50 (mean ≈ 0.6); plan_b was never tried (prior 0.5, worth 2
+    runs). The posterior-mean colony never picks plan_b; the drawing colony sometimes does,
+    and each decision is reproducible from its seed.
+    """
+    picks: dict[bool, list[str]] = {}
+    for draw in (True, False):
+        colony = make_colony(q0=1.0, ability_draw=draw, alpha=0.0)
+        colony.validate(build_registry(), ["plan_a", "plan_b", "solve_a", "solve_b"])
+        _learn(colony, ("plan_a", "solve_a"), {"math": 1.0}, True, 30)
+        _learn(colony, ("plan_a", "solve_a"), {"math": 1.0}, False, 20)
+        mix = Mixture({"math": 1.0})
+        picks[draw] = [
+            colony.decide(START, ["plan_a", "plan_b"], mix, seed=s).pick for s in range(200)
+        ]
+        again = [colony.decide(START, ["plan_a", "plan_b"], mix, seed=s).pick for s in range(200)]
+        assert again == picks[draw]
+    assert picks[False].count("plan_b") == 0
+    assert 10 <= picks[True].count("plan_b") <= 120
+
+
+def test_the_cost_scale_does_not_follow_the_colony_s_own_choices() -> None:
+    """f_sys's cost term is relative to the dearest path seen, however rarely it is taken.
+
+    (A running mean of chosen costs made a colony that favoured cheap paths see the dear
+    ones as ever dearer.) After 200 cheap runs and 2 dear ones, the dear path costs about
+    `cost_weight` and the cheap one a tenth of it, as after an even mix.
+    """
+    colony = make_colony(cost_weight=0.2, latency_weight=0.0)
+    colony.validate(build_registry(), ["plan_a", "plan_b", "solve_a", "solve_b"])
+    cheap, dear = ("plan_a", "solve_a"), ("plan_b", "solve_b")
+    for _ in range(200):
+        colony.path_cost(0.001, None, cheap)
+    colony.path_cost(0.01, None, dear)
+    assert colony.path_cost(0.01, None, dear) == pytest.approx(0.2)
+    assert colony.path_cost(0.001, None, cheap) == pytest.approx(0.02)
+
+
+def test_a_state_written_before_the_global_table_still_loads() -> None:
+    """A format-1 value (no global table) loads: global τ = mean of the task rows, no back-off."""
+    state = PheromoneState.fresh(["math", "code"], [(START, "plan_a")], ["plan_a"], 10.0)
+    state.tau[:, 0] = [14.0, 6.0]
+    state.ability_n[:, 0] = [3.0, 1.0]
+    value = state.to_value()
+    value["format"] = "agentroute.ant-colony/1"
+    for name in ("tau_all", "prior_left", "ability_n_all", "ability_sum_all"):
+        del value[name]
+    old = PheromoneState.from_value(value, 4)
+    assert old.tau_all == pytest.approx([10.0])
+    assert old.prior_left.tolist() == [[0.0], [0.0]]
+    assert old.ability_n_all == pytest.approx([4.0])
+    assert old.backed_off(10.0).tolist() == old.tau.tolist()
+    with pytest.raises(ValueError, match="not an ant-colony"):
+        PheromoneState.from_value({**value, "format": "something/else"}, 1)

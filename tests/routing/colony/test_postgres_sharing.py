@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import threading
-import uuid
-from collections.abc import Iterator
-from urllib.parse import quote
 
-import psycopg
 import pytest
 
 from agentroute.routing.colony import AntColony, Trajectory
@@ -17,25 +12,6 @@ from agentroute.stores import SqlTraceStore
 from .conftest import build_registry, make_colony
 
 pytestmark = pytest.mark.postgres
-
-PG_URL = os.environ.get("AGENTROUTE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    """A PostgreSQL URL on a fresh schema (dropped afterwards), as in tests/stores."""
-    try:
-        conn = psycopg.connect(PG_URL, autocommit=True, connect_timeout=5)
-    except psycopg.OperationalError as exc:
-        if os.environ.get("AGENTROUTE_SKIP_PG") == "1":
-            pytest.skip(f"PostgreSQL unreachable: {exc}")
-        raise
-    schema = f"agentroute_colony_{uuid.uuid4().hex[:12]}"
-    with conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    yield f"{PG_URL}?options={quote(f'-csearch_path={schema}')}"
-    with psycopg.connect(PG_URL, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
 AGENTS = ["plan_a", "plan_b", "solve_a", "solve_b"]
