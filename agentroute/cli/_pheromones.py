@@ -26,6 +26,8 @@ from agentroute.cli._common import DEFAULT_DB, DbOption, echo_json, opened_store
 from agentroute.errors import ConfigurationError, StoreError
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from agentroute.routing.colony import PheromoneBook, PheromoneState
     from agentroute.stores import TraceStore
 
@@ -45,6 +47,13 @@ KeyOption = Annotated[
 TaskOption = Annotated[str | None, typer.Option("--task", help="Only this task type.")]
 VersionOption = Annotated[
     int | None, typer.Option("--version", min=1, help="A stored version (default: latest).")
+]
+RawOption = Annotated[
+    bool,
+    typer.Option(
+        "--raw",
+        help="The tables as stored, not as decisions use them (backed off to the all-task table).",
+    ),
 ]
 
 _SHADES = [
@@ -98,14 +107,25 @@ def _tasks(state: PheromoneState, task: str | None) -> list[str]:
     return [task]
 
 
-def heatmap_table(state: PheromoneState, task: str) -> Table:
-    """One task's τ as a source × destination table, each cell shaded by its value."""
+def _rows(state: PheromoneState, raw: bool) -> tuple[np.ndarray, str]:
+    if raw or "tau" not in state.meta:
+        return state.tau, "τ"
+    return state.effective(), "effective τ"
+
+
+def heatmap_table(state: PheromoneState, task: str, *, raw: bool = False) -> Table:
+    """One task's τ as a source × destination table, each cell shaded by its value.
+
+    By default the table decisions use (backed off to the all-task table, clipped); `raw` shows
+    the task's stored table.
+    """
     i = state.tasks.index(task)
+    rows, what = _rows(state, raw)
     sources = sorted({e[0] for e in state.edges}, key=lambda s: (s != "__start__", s))
     dests = sorted({e[1] for e in state.edges})
-    values = {e: float(v) for e, v in zip(state.edges, state.tau[i], strict=True)}
+    values = {e: float(v) for e, v in zip(state.edges, rows[i], strict=True)}
     top = max(values.values(), default=1.0) or 1.0
-    table = Table(title=f"τ for task {task!r} (version {state.version})", title_justify="left")
+    table = Table(title=f"{what} for task {task!r} (version {state.version})", title_justify="left")
     table.add_column("from \\ to")
     for d in dests:
         table.add_column(d, justify="right")
@@ -137,23 +157,31 @@ def keys(db: DbOption = DEFAULT_DB) -> None:
 
 @pheromones_app.command("show")
 def show(
+    *,
     db: DbOption = DEFAULT_DB,
     key: KeyOption = None,
     task: TaskOption = None,
     version: VersionOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    raw: RawOption = False,
 ) -> None:
-    """Print the pheromone tables as heatmap-style tables, one per task type."""
+    """Print the pheromone tables as heatmap-style tables, one per task type.
+
+    The tables are the ones decisions use: a task table with little evidence of its own is
+    backed off to the all-task table. `--raw` shows the tables as stored.
+    """
     with opened_store(db) as store:
         book = _book(store, key)
         state = _load(book, version)
     names = _tasks(state, task)
+    effective = not raw and "tau" in state.meta
     if as_json:
         echo_json(
             {
                 "key": book.key,
                 "version": state.version,
-                "tables": {t: state.table(t) for t in names},
+                "effective": effective,
+                "tables": {t: state.table(t, effective=effective) for t in names},
                 "meta": {k: v for k, v in state.meta.items() if k != "last_updates"},
             },
             indent=2,
@@ -161,7 +189,7 @@ def show(
         return
     console = stdout()
     for t in names:
-        console.print(heatmap_table(state, t))
+        console.print(heatmap_table(state, t, raw=raw))
     meta = state.meta
     console.print(
         f"{book.key} v{state.version}: {meta.get('learned', 0)} run(s) learned, "
@@ -224,13 +252,18 @@ def rollback(
 
 @pheromones_app.command("export")
 def export(
+    *,
     out: Annotated[Path, typer.Option("--out", help="Directory for the PNG files.")],
     db: DbOption = DEFAULT_DB,
     key: KeyOption = None,
     task: TaskOption = None,
     version: VersionOption = None,
+    raw: RawOption = False,
 ) -> None:
-    """Write one PNG heatmap per task type (needs matplotlib)."""
+    """Write one PNG heatmap per task type (needs matplotlib): the tables decisions use.
+
+    `--raw` exports the tables as stored instead.
+    """
     try:
         import matplotlib
 
@@ -247,16 +280,17 @@ def export(
     out.mkdir(parents=True, exist_ok=True)
     sources = sorted({e[0] for e in state.edges}, key=lambda s: (s != "__start__", s))
     dests = sorted({e[1] for e in state.edges})
+    rows, what = _rows(state, raw)
     for t in _tasks(state, task):
         i = state.tasks.index(t)
         grid = np.full((len(sources), len(dests)), np.nan)
-        for e, v in zip(state.edges, state.tau[i], strict=True):
+        for e, v in zip(state.edges, rows[i], strict=True):
             grid[sources.index(e[0]), dests.index(e[1])] = v
         fig, ax = plt.subplots(figsize=(1.2 + 0.9 * len(dests), 1.2 + 0.6 * len(sources)))
         image = ax.imshow(grid, cmap="viridis", aspect="auto")
         ax.set_xticks(range(len(dests)), dests, rotation=45, ha="right")
         ax.set_yticks(range(len(sources)), sources)
-        ax.set_title(f"{book.key} v{state.version}: τ for {t}")
+        ax.set_title(f"{book.key} v{state.version}: {what} for {t}")
         fig.colorbar(image, ax=ax)
         fig.tight_layout()
         safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in t)

@@ -440,14 +440,18 @@ class AntColony:
         graph = self._require_graph()
         names = [t.name for t in self.tasks]
         if loaded is None:
-            return PheromoneState.fresh(names, graph.edges, graph.agents, self.tau0)
-        fitted, changes = loaded.reconcile(names, graph.edges, graph.agents, self.tau0)
-        if changes:
-            note = f"reconciled with registry: {'; '.join(changes)}"
-            if note not in self.reconciled:
-                self.reconciled.append(note)
-                log.warning("pheromone tables reconciled", key=self.key_param, changes=changes)
-            fitted.meta["reconciled"] = [*fitted.meta.get("reconciled", [])[-9:], note]
+            fitted = PheromoneState.fresh(names, graph.edges, graph.agents, self.tau0)
+        else:
+            fitted, changes = loaded.reconcile(names, graph.edges, graph.agents, self.tau0)
+            if changes:
+                note = f"reconciled with registry: {'; '.join(changes)}"
+                if note not in self.reconciled:
+                    self.reconciled.append(note)
+                    log.warning("pheromone tables reconciled", key=self.key_param, changes=changes)
+                fitted.meta["reconciled"] = [*fitted.meta.get("reconciled", [])[-9:], note]
+        # Stored with every version, so readers of the store (`agentroute pheromones show`)
+        # can rebuild the tables decisions use (`PheromoneState.effective`).
+        fitted.meta["tau"] = {"tau0": self.tau0, "min": self.tau_min, "max": self.tau_max}
         return fitted
 
     def _ability(

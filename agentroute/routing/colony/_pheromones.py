@@ -253,10 +253,25 @@ class PheromoneState:
             fitted.ability_sum[np.ix_(ri, ai)] = self.ability_sum[np.ix_(ro, ao)]
         return fitted, changes
 
-    def table(self, task: str) -> dict[str, float]:
-        """Edge → τ for one task."""
+    def effective(self) -> np.ndarray:
+        """The task tables decisions use: backed off (`backed_off`) and clipped to τ's bounds.
+
+        Needs the colony's τ0 and bounds, which it records in `meta["tau"]`; a state without
+        them (written before they were recorded) gives its stored tables.
+        """
+        bounds = self.meta.get("tau")
+        if not isinstance(bounds, Mapping):
+            return self.tau
+        out: np.ndarray = np.clip(
+            self.backed_off(float(bounds["tau0"])), float(bounds["min"]), float(bounds["max"])
+        )
+        return out
+
+    def table(self, task: str, *, effective: bool = False) -> dict[str, float]:
+        """Edge → τ for one task: as stored, or as decisions use it (`effective`)."""
         i = self.tasks.index(task)
-        return {edge_key(e): float(v) for e, v in zip(self.edges, self.tau[i], strict=True)}
+        rows = self.effective() if effective else self.tau
+        return {edge_key(e): float(v) for e, v in zip(self.edges, rows[i], strict=True)}
 
 
 @dataclass(frozen=True)

@@ -113,11 +113,20 @@ def test_pheromones_show_versions_diff_export_rollback(tmp_path: Path) -> None:
         return result.stdout
 
     shown = run("show", "--task", "math")
-    assert "τ for task 'math'" in shown
+    assert "effective τ for task 'math'" in shown
     assert "solve_b" in shown
+    assert "τ for task 'math'" in run("show", "--task", "math", "--raw")
     data = json.loads(run("show", "--json"))
     assert data["version"] == 3
+    assert data["effective"] is True
     assert data["tables"]["math"]["plan_a->solve_b"] > data["tables"]["code"]["plan_a->solve_b"]
+    # 'code' learned nothing: stored, it is still τ0; as decisions see it, it has taken the
+    # all-task table's deposits on plan_a->solve_b.
+    raw = json.loads(run("show", "--json", "--raw"))
+    assert raw["effective"] is False
+    tau0 = colony.tau0
+    assert raw["tables"]["code"]["plan_a->solve_b"] == pytest.approx(tau0)
+    assert data["tables"]["code"]["plan_a->solve_b"] > tau0
     assert "rollback" not in run("versions")
     assert "plan_a->solve_b" in run("diff", "1", "3")
     files = run("export", "--out", str(tmp_path / "png")).split()
