@@ -210,6 +210,7 @@ class SkillIndex:
         self.last_error: str | None = None
         self._bm25: Any = None
         self._vocab: dict[str, int] = {}
+        self._postings: tuple[npt.NDArray[Any], npt.NDArray[Any], int] | None = None
         self._pos: dict[str, int] = {}
         self._head_tokens: dict[int, tuple[frozenset[str], frozenset[str]]] = {}
 
@@ -398,6 +399,24 @@ class SkillIndex:
             model.index(corpus, show_progress=False)
         self._bm25 = model
         self._vocab = dict(getattr(model, "vocab_dict", {}) or {})
+        self._prepare_postings()
+
+    def _prepare_postings(self) -> None:
+        """Keep each term's list of skills sorted, so `term_stats` can binary-search it."""
+        scores = getattr(self._bm25, "scores", None)
+        if not isinstance(scores, dict) or "indptr" not in scores:
+            self._postings = None
+            return
+        indices, indptr = np.asarray(scores["indices"]), np.asarray(scores["indptr"])
+        if len(indices) > 1:
+            # bm25s writes each term's skills in ascending order; check rather than trust it.
+            ascending = indices[1:] >= indices[:-1]
+            ends = indptr[1:-1]
+            ascending[ends[(ends > 0) & (ends < len(indices))] - 1] = True
+            if not bool(ascending.all()):
+                term = np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
+                indices = indices[np.lexsort((indices, term))]
+        self._postings = (indices, indptr, int(scores.get("num_docs", len(self.ids))))
 
     # -- search -------------------------------------------------------------------------------
 
@@ -413,6 +432,40 @@ class SkillIndex:
         if not tokens or not self.ids:
             return np.zeros(len(self.ids), dtype=np.float32)
         return np.asarray(self._bm25.get_scores(tokens), dtype=np.float32)
+
+    def term_stats(
+        self, query: str, rows: Sequence[int]
+    ) -> tuple[list[str], npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
+        """Which of the query's terms each of skills `rows` contains, and how rare the terms are.
+
+        Args:
+            query: The task text (cut at `caps.query_chars`).
+            rows: Index positions of the skills to look at (e.g. stage-1 candidates).
+
+        Returns:
+            `(terms, idf, present)`: the distinct query terms the index knows, BM25's inverse
+            document frequency of each, and a `(len(terms), len(rows))` matrix saying whether
+            each skill's lexical text (name, description, tags, body) holds each term. Each
+            term costs one binary search over its skill list, whatever the pool size.
+        """
+        known = [
+            t for t in dict.fromkeys(tokenize(query[: self.caps.query_chars])) if t in self._vocab
+        ]
+        cols = np.asarray(rows, dtype=np.int64)
+        if self._postings is None or not known:
+            return [], np.zeros(0), np.zeros((0, len(cols)), dtype=bool)
+        terms = [self._vocab[t] for t in known]
+        indices, indptr, docs = self._postings
+        idf = np.zeros(len(terms))
+        present = np.zeros((len(terms), len(cols)), dtype=bool)
+        for j, term in enumerate(terms):
+            skills = indices[int(indptr[term]) : int(indptr[term + 1])]
+            df = len(skills)
+            idf[j] = np.log(1.0 + (docs - df + 0.5) / (df + 0.5))
+            if df and len(cols):
+                at = np.minimum(np.searchsorted(skills, cols), df - 1)
+                present[j] = skills[at] == cols
+        return known, idf, present
 
     def dense_scores(self, qvec: Matrix) -> npt.NDArray[np.float32]:
         """Per skill, the best cosine over its vectors (0 when dense retrieval is unavailable).
@@ -609,6 +662,7 @@ class SkillIndex:
 
             index._bm25 = bm25s.BM25.load(str(root / "bm25"), mmap=mmap, show_progress=False)
             index._vocab = dict(index._bm25.vocab_dict)
+            index._prepare_postings()
         index._build_ann()  # deterministic (seeded) and fast next to loading the vectors
         return index
 

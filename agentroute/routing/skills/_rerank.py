@@ -41,23 +41,23 @@ _log = structlog.get_logger(__name__)
 _EXTRA = "pip install 'agentroute[embeddings]'"
 
 FEATURES = (
-    "dense",
-    "dense_head",
-    "dense_body",
     "dense_gap",
     "head_gap",
+    "dense_z",
+    "head_z",
     "bm25_rel",
-    "rr_bm25",
-    "rr_dense",
-    "fused_rel",
+    "bm25_z",
+    "bm25_log_rank",
+    "bm25_query_norm",
+    "idf_coverage",
+    "idf_coverage_head",
+    "idf_coverage_name",
     "name_overlap",
     "query_coverage",
-    "has_body",
-    "dense_z",
-    "bm25_z",
-    "dense_x_bm25",
+    "terms_x_bm25_rel",
+    "terms_x_dense_z",
 )
-"""Names of the features `FeatureReranker` reads, in order."""
+"""Names of the features `FeatureReranker` reads, in order (see `candidate_features`)."""
 
 
 @dataclass(frozen=True)
@@ -96,51 +96,74 @@ class Reranker(Protocol):
 # -- the learned offline reranker ------------------------------------------------------------
 
 
+_RANK_SCALE = float(np.log(30.0))
+"""Divides log-ranks, so a rank-30 candidate gets -1 whatever `k` is."""
+
+
+def _zscore(values: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    out: npt.NDArray[np.float64] = (values - values.mean()) / (values.std() + 1e-6)
+    return out
+
+
 def candidate_features(
     query: str, candidates: Sequence[Retrieved], index: SkillIndex
 ) -> npt.NDArray[np.float64]:
     """The `(len(candidates), len(FEATURES))` feature matrix of one query's candidate list.
 
-    Absolute cosines, gaps to the list's best, scores relative to the list's best, reciprocal
-    ranks, z-scores within the list, a dense × BM25 interaction, and token overlaps between the
-    query and the skill's name and description. Relative
-    features make the model independent of corpus size and BM25's scale.
+    Every feature is relative to the list or normalised by the query, never an absolute
+    score, so that weights fitted on one pool carry over to another (another embedder's cosine
+    range, another corpus's BM25 scale, short descriptions or long API docs):
+
+    - `dense_gap`, `head_gap`: best cosine (and head cosine) minus the list's best;
+    - `dense_z`, `head_z`, `bm25_z`: z-scores within the list;
+    - `bm25_rel`: BM25 over the list's best; `bm25_log_rank`: `-log(rank)/log(30)` of the
+      candidate's BM25 rank in the list (-1 without a lexical match);
+    - `bm25_query_norm`: BM25 over the most any skill could score for this query
+      (`Σ idf · (k1 + 1)`);
+    - `idf_coverage`, `idf_coverage_head`, `idf_coverage_name`: the IDF-weighted share of the
+      query's terms found in the skill's whole text, in its name + description, in its name;
+    - `name_overlap`: share of the name's tokens in the query; `query_coverage`: share of the
+      query's tokens in the name + description;
+    - `terms_x_bm25_rel`, `terms_x_dense_z`: `log(1 + query terms)` times `bm25_rel` and
+      `dense_z`, so how much lexical evidence counts can depend on how much the query says.
     """
     n = len(candidates)
     x = np.zeros((n, len(FEATURES)), dtype=np.float64)
     if n == 0:
         return x
-    q_tokens = tokenize(query)
-    q_set = set(q_tokens)
-    best_dense = max(c.dense for c in candidates)
-    best_head = max(c.dense_head for c in candidates)
-    best_bm25 = max(c.bm25 for c in candidates)
-    best_fused = max(c.fused for c in candidates)
-    dense_all = np.array([c.dense for c in candidates])
-    bm25_all = np.array([c.bm25 for c in candidates])
-    dense_z = (dense_all - dense_all.mean()) / (dense_all.std() + 1e-6)
-    bm25_z = (bm25_all - bm25_all.mean()) / (bm25_all.std() + 1e-6)
+    dense = np.array([c.dense for c in candidates], dtype=np.float64)
+    head = np.array([c.dense_head for c in candidates], dtype=np.float64)
+    bm25 = np.array([c.bm25 for c in candidates], dtype=np.float64)
+    best_bm25 = float(bm25.max())
+    bm25_rel = bm25 / best_bm25 if best_bm25 > 0 else np.zeros(n)
+    lex_rank = np.empty(n)
+    lex_rank[np.argsort(-bm25, kind="stable")] = np.arange(1, n + 1)
+    known, idf, present = index.term_stats(query, [c.index for c in candidates])
+    total_idf = float(idf.sum())
+    q_set = set(tokenize(query))
+    terms = float(np.log1p(len(idf)))
+    dense_z = _zscore(dense)
+    x[:, 0] = dense - dense.max()
+    x[:, 1] = head - head.max()
+    x[:, 2] = dense_z
+    x[:, 3] = _zscore(head)
+    x[:, 4] = bm25_rel
+    x[:, 5] = _zscore(bm25)
+    x[:, 6] = np.where(bm25 > 0, -np.log(lex_rank) / _RANK_SCALE, -1.0)
+    if total_idf > 0:
+        x[:, 7] = bm25 / (total_idf * (index.k1 + 1.0))
+        x[:, 8] = idf @ present / total_idf
+    x[:, 13] = terms * bm25_rel
+    x[:, 14] = terms * dense_z
     for r, c in enumerate(candidates):
         name_tokens, head_tokens = index.head_tokens(c.index)
-        lo, hi = int(index.starts[c.index]), int(index.starts[c.index + 1])
-        lo += int(index.n_head[c.index]) - 1
-        x[r] = (
-            c.dense,
-            c.dense_head,
-            c.dense_body,
-            c.dense - best_dense,
-            c.dense_head - best_head,
-            c.bm25 / best_bm25 if best_bm25 > 0 else 0.0,
-            1.0 / c.bm25_rank if c.bm25_rank else 0.0,
-            1.0 / c.dense_rank if c.dense_rank else 0.0,
-            c.fused / best_fused if best_fused > 0 else 0.0,
-            len(name_tokens & q_set) / len(name_tokens) if name_tokens else 0.0,
-            len(q_set & head_tokens) / len(q_set) if q_set else 0.0,
-            1.0 if hi > lo + 1 else 0.0,
-            dense_z[r],
-            bm25_z[r],
-            (c.dense - best_dense + 1.0) * (c.bm25 / best_bm25 if best_bm25 > 0 else 0.0),
-        )
+        if total_idf > 0:
+            x[r, 9] = sum(w for t, w in zip(known, idf, strict=True) if t in head_tokens)
+            x[r, 10] = sum(w for t, w in zip(known, idf, strict=True) if t in name_tokens)
+        x[r, 11] = len(name_tokens & q_set) / len(name_tokens) if name_tokens else 0.0
+        x[r, 12] = len(q_set & head_tokens) / len(q_set) if q_set else 0.0
+    if total_idf > 0:
+        x[:, 9:11] /= total_idf
     return x
 
 
@@ -175,7 +198,11 @@ class FeatureReranker:
                 raise ConfigurationError(msg) from exc
             self._source = path.name
         if list(data.get("features", [])) != list(FEATURES):
-            msg = f"reranker weights are for features {data.get('features')}, not {list(FEATURES)}"
+            msg = (
+                f"reranker weights are for features {data.get('features')}, not "
+                f"{list(FEATURES)}; refit them with fit_feature_reranker on lists from "
+                "training_lists (this version's features)"
+            )
             raise ConfigurationError(msg)
         self.data = data
         self.mean = np.asarray(data["mean"], dtype=np.float64)

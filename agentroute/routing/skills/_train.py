@@ -53,6 +53,7 @@ def fit_feature_reranker(
     l2: float = 1e-3,
     steps: int = 800,
     lr: float = 0.05,
+    list_weights: Sequence[float] | None = None,
     version: str = "custom",
     trained_on: str = "",
 ) -> dict[str, Any]:
@@ -61,10 +62,29 @@ def fit_feature_reranker(
     Loss per list: cross-entropy between the softmax of the scores and the uniform
     distribution over the gold candidates (ListNet with one-hot targets, the SkillRouter
     objective), plus `l2` times the squared weights. Adam, full batch.
+
+    Args:
+        lists: `(features, labels)` per query, from `training_lists`.
+        l2: L2 penalty on the weights.
+        steps: Adam steps.
+        lr: Adam learning rate.
+        list_weights: Relative weight of each list in the loss and in the calibration
+            (default equal). To give several datasets equal say whatever their sizes, weight
+            each list `1 / (lists in its dataset)`.
+        version: Recorded in the weights.
+        trained_on: A description of the training data, recorded in the weights.
+
+    Raises:
+        ValueError: No lists, or `list_weights` of the wrong length or not positive.
     """
     if not lists:
         msg = "no training list has both a gold and a non-gold candidate"
         raise ValueError(msg)
+    wq = np.ones(len(lists)) if list_weights is None else np.asarray(list_weights, dtype=float)
+    if wq.shape != (len(lists),) or not bool((wq > 0).all()):
+        msg = f"list_weights needs one positive weight per list ({len(lists)})"
+        raise ValueError(msg)
+    wq = wq / wq.sum()
     x_all = np.concatenate([x for x, _ in lists])
     mean = x_all.mean(axis=0)
     scale = x_all.std(axis=0)
@@ -85,13 +105,15 @@ def fit_feature_reranker(
         s = np.where(valid, xs @ w, -np.inf)
         p = np.exp(s - s.max(axis=1, keepdims=True))
         p /= p.sum(axis=1, keepdims=True)
-        grad = np.einsum("lwf,lw->f", xs, p - ys) / len(lists) + l2 * 2 * w
+        grad = np.einsum("lwf,lw->f", xs, (p - ys) * wq[:, None]) + l2 * 2 * w
         m = 0.9 * m + 0.1 * grad
         v = 0.999 * v + 0.001 * grad**2
         w -= lr * (m / (1 - 0.9**t)) / (np.sqrt(v / (1 - 0.999**t)) + 1e-8)
     scores = (xs @ w)[valid]
     labels = ys[valid]
-    calibration = _fit_logistic(scores, labels)
+    # Each list's candidates share its weight, so a large dataset does not set the threshold.
+    sample = np.broadcast_to((wq * len(lists))[:, None], valid.shape)[valid]
+    calibration = _fit_logistic(scores, labels, sample)
     return {
         "version": version,
         "features": list(FEATURES),
@@ -101,22 +123,26 @@ def fit_feature_reranker(
         "calibration": list(calibration),
         "trained_on": trained_on,
         "lists": len(lists),
-        "objective": f"listwise softmax cross-entropy, l2={l2:g}",
+        "objective": f"listwise softmax cross-entropy, l2={l2:g}"
+        + (", weighted lists" if list_weights is not None else ""),
     }
 
 
 def _fit_logistic(
-    scores: npt.NDArray[np.float64], labels: npt.NDArray[np.float64]
+    scores: npt.NDArray[np.float64],
+    labels: npt.NDArray[np.float64],
+    sample: npt.NDArray[np.float64] | None = None,
 ) -> tuple[float, float]:
-    """`P(relevant) = sigmoid(a·score + b)` by Newton's method."""
+    """`P(relevant) = sigmoid(a·score + b)` by weighted Newton's method."""
     y = (labels > 0).astype(np.float64)
+    sw = np.ones_like(y) if sample is None else sample
     a, b = 1.0, 0.0
     lam = 1e-2
     for _ in range(100):
         z = np.clip(a * scores + b, -30, 30)
         p = 1 / (1 + np.exp(-z))
-        g = np.array([((p - y) * scores).sum() + lam * a, (p - y).sum()])
-        wgt = p * (1 - p) + 1e-9
+        g = np.array([(sw * (p - y) * scores).sum() + lam * a, (sw * (p - y)).sum()])
+        wgt = sw * p * (1 - p) + 1e-9
         h = np.array(
             [
                 [(wgt * scores * scores).sum() + lam, (wgt * scores).sum()],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -17,6 +18,7 @@ from agentroute.routing.skills import (
     RetrieveRerank,
     SkillIndex,
     SkillRecord,
+    candidate_features,
     fit_feature_reranker,
     parse_ranking,
     training_lists,
@@ -65,6 +67,51 @@ def test_fit_feature_reranker_learns_to_promote_gold(fake_embedder: FakeEmbedder
     weights = fit_feature_reranker(lists, steps=200)
     assert weights["coef"][1] > 0.5
     assert 0 < weights["calibration"][0] <= 10
+
+
+def test_list_weights_decide_which_dataset_the_fit_follows() -> None:
+    """Two groups of lists want opposite signs on feature 0; the weighted-up group wins."""
+    rng = np.random.default_rng(1)
+
+    def group(sign: float, size: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        out = []
+        for _ in range(size):
+            x = rng.normal(size=(8, len(FEATURES)))
+            y = np.zeros(8)
+            y[int(np.argmax(sign * x[:, 0]))] = 1.0
+            out.append((x, y))
+        return out
+
+    big, small = group(1.0, 60), group(-1.0, 20)
+    plain = fit_feature_reranker(big + small, steps=200)
+    balanced = [0.1 / 60] * 60 + [0.9 / 20] * 20
+    weighted = fit_feature_reranker(big + small, steps=200, list_weights=balanced)
+    assert plain["coef"][0] > 0
+    assert weighted["coef"][0] < 0
+    assert "weighted lists" in weighted["objective"]
+    with pytest.raises(ValueError, match="one positive weight per list"):
+        fit_feature_reranker(big, list_weights=[1.0])
+
+
+def test_features_ignore_the_cosine_level_of_the_embedder(
+    pool: list[SkillRecord], fake_embedder: FakeEmbedder
+) -> None:
+    """Shifting all cosines by a constant (another embedder's range) changes no feature.
+
+    So weights fitted on one embedder's pool do not depend on its cosine level.
+    """
+    index = SkillIndex.build(pool, fake_embedder)
+    query = "refund the money for my lost parcel"
+    cands = index.search(query, 5)
+    shifted = [
+        dataclasses.replace(c, dense=c.dense + 0.3, dense_head=c.dense_head + 0.3) for c in cands
+    ]
+    before = candidate_features(query, cands, index)
+    after = candidate_features(query, shifted, index)
+    np.testing.assert_allclose(after, before, atol=1e-9)
+    names = list(FEATURES)
+    assert before[:, names.index("idf_coverage")].max() > 0
+    assert np.all(before[:, names.index("dense_gap")] <= 0)
 
 
 def test_training_lists_skip_queries_without_gold_in_top_k(

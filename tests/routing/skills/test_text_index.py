@@ -9,7 +9,7 @@ import pytest
 
 from agentroute.errors import ConfigurationError, ContentError
 from agentroute.routing.skills import SkillIndex, SkillRecord, TextCaps, tokenize
-from agentroute.routing.skills._text import chunk_words
+from agentroute.routing.skills._text import chunk_words, split_identifier
 
 from .conftest import FakeEmbedder
 
@@ -167,3 +167,27 @@ def test_clustered_dense_search_agrees_with_exact(
     ann.save(tmp_path / "ann")
     loaded = SkillIndex.load(tmp_path / "ann", fake_embedder)
     assert loaded.search(query, 1)[0].id == "lost-package"
+
+
+def test_term_stats_match_a_brute_force_scan(
+    tmp_path: Path, pool: list[SkillRecord], fake_embedder: FakeEmbedder
+) -> None:
+    """Term presence and IDF agree with scanning each skill's tokens, also after save/load."""
+    index = SkillIndex.build(pool, fake_embedder)
+    query = "Refund the lost parcel, then reset two-factor codes xyzzy"
+    rows = list(range(len(pool)))
+    texts = [
+        set(tokenize(f"{s.name} {split_identifier(s.name)} {s.description} {' '.join(s.tags)}"))
+        | set(tokenize(s.body[: index.caps.body_chars]))
+        for s in pool
+    ]
+    expected_terms = [t for t in dict.fromkeys(tokenize(query)) if any(t in x for x in texts)]
+    for idx in (index, SkillIndex.load(index.save(tmp_path / "idx"), fake_embedder)):
+        terms, idf, present = idx.term_stats(query, rows[::-1])
+        assert terms == expected_terms
+        for j, term in enumerate(terms):
+            holders = [term in x for x in texts][::-1]
+            assert present[j].tolist() == holders
+            df = sum(holders)
+            assert idf[j] == pytest.approx(np.log(1 + (len(pool) - df + 0.5) / (df + 0.5)))
+    assert index.term_stats("xyzzy plugh", rows)[0] == []
