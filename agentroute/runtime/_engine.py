@@ -284,17 +284,44 @@ class Engine:
             max_tokens: int | None = None,
             temperature: float | None = None,
         ) -> str:
+            nonlocal routed
             # An explicit model wins; otherwise the model the model slot routed this branch to.
-            return await self.complete(
-                scope,
-                step,
-                agent,
-                model or routed,
-                prompt,
-                system=system,
-                max_tokens=max_tokens,
-                temperature=temperature,
-            )
+            if model is not None:
+                return await self.complete(
+                    scope,
+                    step,
+                    agent,
+                    model,
+                    prompt,
+                    system=system,
+                    max_tokens=max_tokens,
+                    temperature=temperature,
+                )
+            tried: set[str | None] = set()
+            while True:
+                try:
+                    return await self.complete(
+                        scope,
+                        step,
+                        agent,
+                        routed,
+                        prompt,
+                        system=system,
+                        max_tokens=max_tokens,
+                        temperature=temperature,
+                    )
+                except BudgetExceeded:
+                    # The budget moved since the model slot decided (a parallel branch or a
+                    # run sharing the budget key reserved first): route the slot again on the
+                    # budget as it is now, which records the new decision (a budget-aware
+                    # strategy downgrades), and give up when it picks a model already refused.
+                    tried.add(routed)
+                    if router.model_strategy is None:
+                        raise
+                    rerouted = await self._route_model(scope, branch)
+                    if rerouted in tried:
+                        raise
+                    routed = rerouted
 
         ctx = AgentContext(
             run_id=scope.run_id,

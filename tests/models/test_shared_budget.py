@@ -222,6 +222,74 @@ def test_strong_call_limit_downgrades_then_exhausts() -> None:
     assert decisions[2].evidence["tier_wanted"] == "strong"
 
 
+def test_a_strong_call_refused_after_routing_is_rerouted_and_downgraded() -> None:
+    """The budget moved between the model decision and the call: the step downgrades.
+
+    The model slot picks strong while one strong call is left; the agent then spends it on an
+    explicit call, so the routed call's reservation is refused. The slot is routed again on the
+    budget as it is now, records a downgrade to cheap, and the run completes instead of ending
+    `budget_exhausted`.
+    """
+    from agentroute.routing._budget_switch import BudgetSwitch
+
+    reg = ar.Registry()
+    reg.model("cheap", "m/cheap", tier="cheap", input_price_per_mtok=0.1, output_price_per_mtok=0.4)
+    reg.model("strong", "m/strong", tier="strong", input_price_per_mtok=2, output_price_per_mtok=8)
+
+    @reg.agent()
+    async def solver(ctx: ar.AgentContext, task: str) -> str:
+        """Asks the strong model by name first, then the routed model."""
+        first = await ctx.complete(task, model="strong")
+        return first + " / " + await ctx.complete(task)
+
+    router = ar.Router(
+        reg,
+        agent=Static("solver"),
+        model=BudgetSwitch.always("strong"),
+        store=InMemoryTraceStore(),
+        client=ScriptedModelClient(default="ok"),
+    )
+    result = router.run_sync("solve it", budget=Budget(strong_calls=1))
+    assert result.status == "completed", result.reason
+    trace = router.trace(result.run_id)
+    assert [c.model for c in trace.model_calls] == ["strong", "cheap"]
+    decisions = [d for d in trace.decisions if d.slot == "model"]
+    assert [d.chosen for d in decisions] == [["strong"], ["cheap"]]
+    assert [d.evidence["downgraded"] for d in decisions] == [False, True]
+    assert decisions[1].evidence["budget_before"]["strong_remaining"] == 0
+    # The run's own budget decided the downgrade, so an exact replay takes the same path.
+    report = ar.replay_sync(result.run_id, router)
+    assert report.mode == "exact"
+    assert report.identical, report.divergences
+    assert report.model_calls_served == 2
+
+
+def test_a_refused_call_whose_reroute_picks_the_same_model_ends_the_run() -> None:
+    """A model strategy that keeps choosing the refused model cannot loop: the run ends."""
+    reg = ar.Registry()
+    reg.model("cheap", "m/cheap", tier="cheap", input_price_per_mtok=0.1, output_price_per_mtok=0.4)
+    reg.model("strong", "m/strong", tier="strong", input_price_per_mtok=2, output_price_per_mtok=8)
+
+    @reg.agent()
+    async def solver(ctx: ar.AgentContext, task: str) -> str:
+        """Asks the strong model by name first, then the routed model."""
+        first = await ctx.complete(task, model="strong")
+        return first + " / " + await ctx.complete(task)
+
+    router = ar.Router(
+        reg,
+        agent=Static("solver"),
+        model=Static("strong"),
+        store=InMemoryTraceStore(),
+        client=ScriptedModelClient(default="ok"),
+    )
+    result = router.run_sync("solve it", budget=Budget(strong_calls=1))
+    assert result.status == "budget_exhausted"
+    trace = router.trace(result.run_id)
+    assert [c.model for c in trace.model_calls] == ["strong"]
+    assert [d.chosen for d in trace.decisions if d.slot == "model"] == [["strong"], ["strong"]]
+
+
 def test_nothing_affordable_ends_the_run_budget_exhausted() -> None:
     """A budget below the cheapest call's estimate: the run ends `budget_exhausted`."""
     from agentroute.routing._budget_switch import BudgetSwitch
@@ -272,7 +340,12 @@ if __name__ == "__main__":
 
 
 def test_strong_calls_of_a_shared_key_downgrade_later_runs() -> None:
-    """`strong_calls=1` on a key: the first run gets strong, the next run is downgraded."""
+    """`strong_calls=1` on a key: one strong call, then every later call is downgraded.
+
+    The first run's model decision chose strong for its step; its second call is refused by the
+    key, so the slot is routed again and downgrades the rest of the step instead of ending the
+    run. The next run is downgraded at its first decision.
+    """
     from agentroute.routing._budget_switch import BudgetSwitch
 
     reg = _registry()
@@ -287,7 +360,8 @@ def test_strong_calls_of_a_shared_key_downgrade_later_runs() -> None:
         budget=Budget(usd=1.0, strong_calls=1, key="team"),
     )
     first, second = router.run_sync("a"), router.run_sync("b")
-    assert {c.model for c in router.trace(first.run_id).model_calls} == {"strong"}
+    assert first.status == "completed"
+    assert [c.model for c in router.trace(first.run_id).model_calls] == ["strong", "cheap", "cheap"]
     later = next(d for d in router.trace(second.run_id).decisions if d.slot == "model")
     assert later.evidence["downgraded"] is True
     assert later.evidence["budget_before"]["key"] == "team"
