@@ -222,11 +222,13 @@ class Engine:
         spec = registry.get_agent(agent)
         started = time.perf_counter()
         skills: list[SkillSpec] = []
-        model: str | None = None
+        # One slot, so the output record names the model in use after a re-route (see
+        # `_call_agent`), whether the agent then succeeds or fails.
+        in_use: list[str | None] = [None]
         try:
             skills = await self._route_skills(scope, branch)
-            model = await self._route_model(scope, branch)
-            result = await self._call_agent(scope, branch, skills, model)
+            in_use[0] = await self._route_model(scope, branch)
+            result = await self._call_agent(scope, branch, skills, in_use)
         except Exception as exc:
             scope.recorder.record(
                 AgentOutputRecord,
@@ -235,7 +237,7 @@ class Engine:
                 task=branch["task"],
                 input_hash=_input_hash(branch),
                 skills=[s.id for s in skills],
-                model=model,
+                model=in_use[0],
                 latency_ms=_ms(started),
                 error=_err(exc),
                 error_type=type(exc).__name__,
@@ -256,7 +258,7 @@ class Engine:
             task=branch["task"],
             input_hash=_input_hash(branch),
             skills=[s.id for s in skills],
-            model=model,
+            model=in_use[0],
             output=result.output,
             final=result.final,
             metadata=result.metadata,
@@ -266,15 +268,19 @@ class Engine:
         return {"agent": agent, "output": result.output, "final": result.final, "error": None}
 
     async def _call_agent(
-        self, scope: RunScope, branch: dict[str, Any], skills: list[SkillSpec], model: str | None
+        self,
+        scope: RunScope,
+        branch: dict[str, Any],
+        skills: list[SkillSpec],
+        in_use: list[str | None],
     ) -> AgentResult:
+        """Call the agent; `in_use[0]`, the routed model, is replaced when a call re-routes it."""
         router = self.router
         agent, step = branch["agent"], branch["step"]
         spec = router.registry.get_agent(agent)
         fn = router.registry.agent_function(agent)
         loop = asyncio.get_running_loop()
-
-        routed = model
+        routed = in_use[0]
 
         async def complete(
             prompt: str | Sequence[Message | Mapping[str, str]],
@@ -321,14 +327,14 @@ class Engine:
                     rerouted = await self._route_model(scope, branch)
                     if rerouted in tried:
                         raise
-                    routed = rerouted
+                    routed = in_use[0] = rerouted
 
         ctx = AgentContext(
             run_id=scope.run_id,
             step=step,
             agent=agent,
             skills=SkillSet(skills),
-            model=model,
+            model=routed,
             previous=branch["previous"],
             history=tuple(scope.history),
             state=scope.state,

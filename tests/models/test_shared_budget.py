@@ -257,6 +257,7 @@ def test_a_strong_call_refused_after_routing_is_rerouted_and_downgraded() -> Non
     assert [d.chosen for d in decisions] == [["strong"], ["cheap"]]
     assert [d.evidence["downgraded"] for d in decisions] == [False, True]
     assert decisions[1].evidence["budget_before"]["strong_remaining"] == 0
+    assert [o.model for o in trace.outputs] == ["cheap"]  # the model in use at the end
     # The run's own budget decided the downgrade, so an exact replay takes the same path.
     report = ar.replay_sync(result.run_id, router)
     assert report.mode == "exact"
