@@ -222,16 +222,8 @@ def test_strong_call_limit_downgrades_then_exhausts() -> None:
     assert decisions[2].evidence["tier_wanted"] == "strong"
 
 
-def test_a_strong_call_refused_after_routing_is_rerouted_and_downgraded() -> None:
-    """The budget moved between the model decision and the call: the step downgrades.
-
-    The model slot picks strong while one strong call is left; the agent then spends it on an
-    explicit call, so the routed call's reservation is refused. The slot is routed again on the
-    budget as it is now, records a downgrade to cheap, and the run completes instead of ending
-    `budget_exhausted`.
-    """
-    from agentroute.routing._budget_switch import BudgetSwitch
-
+def _strong_first_registry() -> ar.Registry:
+    """Two tiers and an agent that spends a strong call by name before its routed call."""
     reg = ar.Registry()
     reg.model("cheap", "m/cheap", tier="cheap", input_price_per_mtok=0.1, output_price_per_mtok=0.4)
     reg.model("strong", "m/strong", tier="strong", input_price_per_mtok=2, output_price_per_mtok=8)
@@ -242,6 +234,20 @@ def test_a_strong_call_refused_after_routing_is_rerouted_and_downgraded() -> Non
         first = await ctx.complete(task, model="strong")
         return first + " / " + await ctx.complete(task)
 
+    return reg
+
+
+def test_a_strong_call_refused_after_routing_is_rerouted_and_downgraded() -> None:
+    """The budget moved between the model decision and the call: the step downgrades.
+
+    The model slot picks strong while one strong call is left; the agent then spends it on an
+    explicit call, so the routed call's reservation is refused. The slot is routed again on the
+    budget as it is now, records a downgrade to cheap, and the run completes instead of ending
+    `budget_exhausted`.
+    """
+    from agentroute.routing._budget_switch import BudgetSwitch
+
+    reg = _strong_first_registry()
     router = ar.Router(
         reg,
         agent=Static("solver"),
@@ -267,16 +273,7 @@ def test_a_strong_call_refused_after_routing_is_rerouted_and_downgraded() -> Non
 
 def test_a_refused_call_whose_reroute_picks_the_same_model_ends_the_run() -> None:
     """A model strategy that keeps choosing the refused model cannot loop: the run ends."""
-    reg = ar.Registry()
-    reg.model("cheap", "m/cheap", tier="cheap", input_price_per_mtok=0.1, output_price_per_mtok=0.4)
-    reg.model("strong", "m/strong", tier="strong", input_price_per_mtok=2, output_price_per_mtok=8)
-
-    @reg.agent()
-    async def solver(ctx: ar.AgentContext, task: str) -> str:
-        """Asks the strong model by name first, then the routed model."""
-        first = await ctx.complete(task, model="strong")
-        return first + " / " + await ctx.complete(task)
-
+    reg = _strong_first_registry()
     router = ar.Router(
         reg,
         agent=Static("solver"),
