@@ -1,11 +1,11 @@
 """Several OS processes sharing one store learn into the same pheromone tables, losing nothing.
 
 Each worker is a separate Python process (`subprocess`, so nothing is shared but the database):
-it opens the store by URL, builds its own `AntColony` on the same key, waits for a common start
-signal, then commits one accepted run at a time into the same edges. Every commit must get its
-own version, each process must see its versions strictly increase, and the final tables must
-equal the sequential replay of every deposit — a lost update would show as a missing version,
-a short `learned` count, or a τ that is too small.
+it opens the store by URL, builds its own `AntColony` on the same key, then commits one accepted
+run per round into the same edges, every worker in the same round at once (file signals). Every
+commit must get its own version, each process must see its versions strictly increase, and the
+final tables must equal the sequential replay of every deposit — a lost update would show as a
+missing version, a short `learned` count, or a τ that is too small.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -50,16 +51,18 @@ store = SqlTraceStore(url)
 colony = AntColony(store=store, key=key, **params)
 colony.validate(reg, ["plan_a", "plan_b", "solve_a", "solve_b"])
 print("READY", flush=True)
-deadline = time.monotonic() + 60
-while not Path(go).exists() and time.monotonic() < deadline:
-    time.sleep(0.001)
 versions = []
 for i in range(commits):
+    # Round i starts for every worker at once, so the workers race for the same versions.
+    deadline = time.monotonic() + 60
+    while not Path(f"{go}.{i}").exists() and time.monotonic() < deadline:
+        time.sleep(0.001)
     traj = Trajectory(
         f"{tag}-{i}", "compute", ("plan_a", "solve_b"), {"math": 1.0}, "completed", "x", 0.01,
         score=1.0,
     )
     versions.append(colony.commit(colony.updates_for([(traj, 1.0)])).version)
+    Path(f"{go}.{tag}.{i}").touch()
 print(json.dumps({"versions": versions, "conflicts": colony.book.conflicts}), flush=True)
 colony.close()
 store.close()
@@ -94,7 +97,17 @@ def _race(url: str, key: str, tmp_path: Path) -> list[list[int]]:
             assert w.stdout is not None
             line = w.stdout.readline().strip()
             assert line == "READY", (line, w.stderr.read() if w.stderr else "")
-        go.touch()  # all workers are loaded: release them together
+        # All workers are loaded. Release them round by round: in each round every worker
+        # commits once, at the same time as the others.
+        for i in range(COMMITS):
+            Path(f"{go}.{i}").touch()
+            deadline = time.monotonic() + 60
+            pending = [Path(f"{go}.p{j}.{i}") for j in range(PROCESSES)]
+            while pending and time.monotonic() < deadline:
+                pending = [f for f in pending if not f.exists()]
+                if pending:
+                    time.sleep(0.001)
+            assert not pending, f"round {i}: no commit from {[f.name for f in pending]}"
         out = []
         for w in workers:
             stdout, stderr = w.communicate(timeout=120)
@@ -114,8 +127,8 @@ def _check(url: str, key: str, per_process: list[list[int]]) -> None:
         assert versions == sorted(versions), "a process saw its own versions go backwards"
         assert len(set(versions)) == COMMITS
     assert sorted(v for vs in per_process for v in vs) == list(range(1, total + 1))
-    # The writers really overlapped: some process's versions are not one contiguous block.
-    assert any(vs[-1] - vs[0] + 1 > len(vs) for vs in per_process)
+    # The writers raced round by round: no process's versions are one contiguous block.
+    assert all(vs[-1] - vs[0] + 1 > len(vs) for vs in per_process)
     reader = AntColony(store=SqlTraceStore(url), key=key, **PARAMS)  # type: ignore[arg-type]
     reader.validate(build_registry(), AGENTS)
     book = reader.book
