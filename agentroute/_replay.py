@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections import defaultdict
+from collections import Counter, defaultdict
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -105,6 +105,9 @@ class StepDiff(BaseModel):
     slot: str
     """`agent`, `skills`, `model`, `refiner`, or `output` (an agent's output)."""
     branch: str
+    repeat: int = 0
+    """0 for a slot's first decision in this step and branch; 1, 2, ... when it decided again
+    (the model slot re-routes after a refused budget reservation)."""
     recorded: list[str] | None
     """What the recording chose (for `output`: the output text), `None` when absent."""
     replayed: list[str] | None
@@ -241,21 +244,29 @@ def _same_config(a: dict[str, Any], b: dict[str, Any]) -> bool:
     return all(a.get(k) == b.get(k) for k in keys)
 
 
-def _decision_map(trace: RunTrace) -> dict[tuple[int, str, str], DecisionRecord]:
-    return {(d.step, d.slot, d.branch): d for d in trace.decisions}
+def _decision_map(trace: RunTrace) -> dict[tuple[int, str, str, int], DecisionRecord]:
+    # A slot can decide twice for one branch (the model slot re-routed after a refused budget
+    # reservation): number the repeats so that every decision is compared.
+    seen: Counter[tuple[int, str, str]] = Counter()
+    out: dict[tuple[int, str, str, int], DecisionRecord] = {}
+    for d in trace.decisions:
+        key = (d.step, d.slot, d.branch)
+        out[(*key, seen[key])] = d
+        seen[key] += 1
+    return out
 
 
 def _diff(old: RunTrace, new: RunTrace) -> list[StepDiff]:
     a, b = _decision_map(old), _decision_map(new)
-    out_a = {(o.step, "output", o.agent): o for o in old.outputs}
-    out_b = {(o.step, "output", o.agent): o for o in new.outputs}
+    out_a = {(o.step, "output", o.agent, 0): o for o in old.outputs}
+    out_b = {(o.step, "output", o.agent, 0): o for o in new.outputs}
     keys = sorted(
         set(a) | set(b) | set(out_a) | set(out_b),
-        key=lambda k: (k[0], _SLOT_ORDER.get(k[1], 9), k[2]),
+        key=lambda k: (k[0], _SLOT_ORDER.get(k[1], 9), k[2], k[3]),
     )
     diffs: list[StepDiff] = []
     for key in keys:
-        step, slot, branch = key
+        step, slot, branch, repeat = key
         if slot == "output":
             oa, ob = out_a.get(key), out_b.get(key)
             ra = [oa.output or f"<error: {oa.error_type}>"] if oa else None
@@ -274,7 +285,15 @@ def _diff(old: RunTrace, new: RunTrace) -> list[StepDiff]:
             )
             status = _status(ra, rb)
         diffs.append(
-            StepDiff(step=step, slot=slot, branch=branch, recorded=ra, replayed=rb, status=status)
+            StepDiff(
+                step=step,
+                slot=slot,
+                branch=branch,
+                repeat=repeat,
+                recorded=ra,
+                replayed=rb,
+                status=status,
+            )
         )
     return diffs
 

@@ -269,6 +269,8 @@ def test_a_strong_call_refused_after_routing_is_rerouted_and_downgraded() -> Non
     assert report.mode == "exact"
     assert report.identical, report.divergences
     assert report.model_calls_served == 2
+    model_lines = [(d.repeat, d.recorded, d.status) for d in report.diffs if d.slot == "model"]
+    assert model_lines == [(0, ["strong"], "same"), (1, ["cheap"], "same")]
 
 
 def test_a_refused_call_whose_reroute_picks_the_same_model_ends_the_run() -> None:
