@@ -625,11 +625,11 @@ class KnnScorer:
         """
         item = MemoryItem.new(text, self.embedder.embed([text])[0], cheap=cheap, strong=strong)
         with self._lock:
-            if self._book is None:
-                self._set_online([*self._online, item])
-                return
-            self._pending.append(item)
+            # Pending until a store holds it: learned while unbound, or its write failed.
+            self._pending = [*self._pending, item][-self.memory_limit :]
             self._set_online([*self._online, item])
+            if self._book is None:
+                return
             pending = list(self._pending)
             snapshot = self._book.commit(
                 lambda current: self._merge(current, pending),
@@ -641,26 +641,33 @@ class KnnScorer:
     def bind_store(self, store: TraceStore, key: str) -> None:
         """Keep the online memory in `store` under `key`, and load what is stored there.
 
-        Outcomes learned before binding are written to the store with the next update.
+        Outcomes learned and not yet stored (while unbound, or whose write failed) are written
+        now; if that write fails they stay pending and go with the next update. Binding again
+        to the same store and key does nothing.
 
         Raises:
+            StateConflict: Too many concurrent writers in a row.
             StoreError: The store failed.
             ValueError: `key` holds something other than a kNN memory.
         """
         with self._lock:
-            known = {i.id for i in self._online}
-            local = [*self._online, *(i for i in self._pending if i.id not in known)]
+            book = self._book
+            if book is not None and book.store is store and book.key == key:
+                return
             self._book = KnnMemoryBook(store, key)
             self._memory_version = 0
             snapshot = self._book.load()
+            local = list(self._pending)
             if local:
                 snapshot = self._book.commit(
                     lambda current: self._merge(current, local),
                     note=f"learn {len(local)} outcome(s) from before binding",
                 )
-            self._pending = []
+                self._pending = []
             if snapshot is not None:
                 self._use(snapshot)
+            else:
+                self._set_online([])  # nothing stored under this key, nothing pending
 
     def refresh(self) -> bool:
         """Re-read the online memory when another writer stored a newer version.
@@ -700,7 +707,9 @@ class KnnScorer:
                 MemoryItem(i.id, i.text, i.cheap, i.strong, round_vector(v), i.at)
                 for i, v in zip(items, vectors, strict=True)
             ]
-        self._set_online(items)
+        # Outcomes not stored yet stay in use until a write takes them.
+        stored = {i.id for i in items}
+        self._set_online([*items, *(i for i in self._pending if i.id not in stored)])
         self._memory_version = snapshot.version
 
     def _set_online(self, items: Sequence[MemoryItem], *, rebuild: bool = False) -> None:

@@ -324,9 +324,12 @@ class KnnMemoryBook:
             current = self.load()
             new = change(current)
             next_version = (current.version if current is not None else 0) + 1
+            # A snapshot when the memory was re-embedded or its limit changed: a delta is read
+            # back on top of the old snapshot, trimmed to the delta's limit.
             delta = (
                 current is not None
                 and current.embedder == new.embedder
+                and current.limit == new.limit
                 and next_version - current.base < self.compact_every
             )
             if delta and current is not None:
@@ -351,7 +354,7 @@ class KnnMemoryBook:
             new.base = current.base if delta and current is not None else rec.version
             self._last = new
             return new
-        msg = f"gave up writing {self.key!r} after {self.max_retries} lost races"
+        msg = f"gave up writing {self.key!r} after {self.max_retries + 1} lost races in a row"
         raise StateConflict(msg)
 
     def versions(self) -> list[dict[str, Any]]:

@@ -320,6 +320,73 @@ def test_an_outcome_learned_while_the_store_is_down_is_written_with_the_next_one
     assert [i.text for i in latest.items] == ["learned while down", "learned after"]
 
 
+def test_outcomes_from_before_a_failed_bind_are_written_with_the_next_update() -> None:
+    """A bind whose write fails keeps the unbound outcomes pending: the next update stores them.
+
+    A `refresh()` in between keeps them in use too.
+    """
+    store = _BrokenStore()
+    scorer = _knn()
+    scorer.update("learned unbound", strong=1.0)
+    store.broken = True
+    with pytest.raises(StoreError):
+        scorer.bind_store(store, KEY)
+    store.broken = False
+    writer = _knn()
+    writer.bind_store(store, KEY)
+    writer.update("someone else's", cheap=1.0)
+    assert scorer.refresh()
+    assert [i.text for i in scorer.online_items] == ["someone else's", "learned unbound"]
+    scorer.update("learned after", strong=0.0)
+    latest = KnnMemoryBook(store, KEY).load()
+    assert latest is not None
+    assert [i.text for i in latest.items] == [
+        "someone else's",
+        "learned unbound",
+        "learned after",
+    ]
+
+
+def test_binding_again_writes_nothing_and_revives_no_dropped_outcome(store: TraceStore) -> None:
+    """Re-binding to the same store and key (each `Router.compile`) is a no-op.
+
+    A scorer re-bound after other writers pushed its outcome out of a 3-item memory neither
+    writes a version nor brings the dropped outcome back.
+    """
+    first = _knn(memory_limit=3)
+    first.bind_store(store, KEY)
+    first.update("a", strong=1.0)
+    other = _knn(memory_limit=3)
+    other.bind_store(store, KEY)
+    for text in ("b", "c", "d"):
+        other.update(text, strong=1.0)
+    version = store.get_state(KEY)
+    assert version is not None
+    first.bind_store(store, KEY)
+    latest = store.get_state(KEY)
+    assert latest is not None
+    assert latest.version == version.version
+    fresh = _knn(memory_limit=3)
+    fresh.bind_store(store, KEY)
+    assert [i.text for i in fresh.online_items] == ["b", "c", "d"]
+
+
+def test_a_writer_with_another_limit_writes_a_snapshot(store: TraceStore) -> None:
+    """Readers agree on the memory when writers use different limits: a limit change snapshots."""
+    small = _knn(memory_limit=2)
+    small.bind_store(store, KEY)
+    for text in ("a", "b", "c"):
+        small.update(text, strong=1.0)
+    large = _knn(memory_limit=5)
+    large.bind_store(store, KEY)
+    large.update("d", strong=1.0)
+    book = KnnMemoryBook(store, KEY)
+    assert book.versions()[-1]["kind"] == "snapshot"
+    cold = book.load()
+    assert cold is not None
+    assert [i.text for i in cold.items] == [i.text for i in large.online_items] == ["b", "c", "d"]
+
+
 def test_the_ensemble_binds_its_knn_memory_and_replays_it_into_the_logistic_member() -> None:
     """The ensemble binds its kNN member's memory and replays it into the logistic member.
 
