@@ -967,6 +967,12 @@ class EnsembleScorer:
         if not (isinstance(stack, bool) or stack == "auto"):
             msg = f"EnsembleScorer: stack must be True, False or 'auto', got {stack!r}"
             raise ConfigurationError(msg)
+        if stack is True and weight != "auto":
+            msg = (
+                "EnsembleScorer: stack=True needs weight='auto' (the stacker is fitted on the "
+                f"members' cross-validated predictions), got weight={weight!r}"
+            )
+            raise ConfigurationError(msg)
         self._embedder = _resolve_embedder(embedder)
         self.weight = weight
         self.folds = folds
@@ -1025,8 +1031,14 @@ class EnsembleScorer:
     ) -> EnsembleScorer:
         """`fit` with precomputed embeddings."""
         _check_lengths(texts, cheap, strong)
-        self.knn.fit_vectors(vectors, texts, cheap, strong)
         n = len(texts)
+        if self.stack is True and n < 40:
+            msg = (
+                "EnsembleScorer: stack=True needs 40 or more training prompts with both tiers' "
+                f"outcomes, got {n}; pass stack='auto' or more data"
+            )
+            raise ConfigurationError(msg)
+        self.knn.fit_vectors(vectors, texts, cheap, strong)
         if self.weight == "auto" and n >= 40:
             yc, ys = _unit_labels(cheap, strong)
             base = self.knn._base
@@ -1095,6 +1107,12 @@ class EnsembleScorer:
         features = self._stack_features(idx, sims, members, base)
         seen = ~(np.isnan(yc) | np.isnan(ys))
         if seen.sum() < 40:
+            if self.stack is True:
+                msg = (
+                    "EnsembleScorer: stack=True needs 40 or more training prompts with both "
+                    f"tiers' outcomes, got {int(seen.sum())}; pass stack='auto' or more data"
+                )
+                raise ConfigurationError(msg)
             return
         names = self._stack_names()
         f, c, s = features[seen], yc[seen], ys[seen]

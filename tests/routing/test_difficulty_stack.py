@@ -77,3 +77,13 @@ def test_a_bad_stack_option_is_refused() -> None:
     """`stack` must be True, False or 'auto'."""
     with pytest.raises(ConfigurationError, match="stack must be"):
         EnsembleScorer(HashingEmbedder(), stack="sometimes")
+
+
+def test_asking_for_the_stacker_where_it_cannot_be_fitted_is_an_error() -> None:
+    """`stack=True` with a fixed weight, or with too few prompts, is refused, never ignored."""
+    with pytest.raises(ConfigurationError, match="needs weight='auto'"):
+        EnsembleScorer(HashingEmbedder(), stack=True, weight=0.5)
+    texts, cheap, strong = _data(30)
+    scorer = EnsembleScorer(HashingEmbedder(), stack=True, knn={"k": 5})
+    with pytest.raises(ConfigurationError, match="40 or more training prompts"):
+        scorer.fit(texts, cheap, strong)
