@@ -96,7 +96,10 @@ class AgentContext:
         step: The routing step.
         agent: This agent's registry name.
         skills: The skills routed to this branch, bodies included.
-        model: The model (registry name) routed to this branch, or `None` when none exists.
+        model: The model (registry name) routed to this branch when the agent started, or
+            `None` when none exists. Calls without `model=` follow the model slot, which routes
+            again (and may downgrade) when the budget refuses a call; passing
+            `model=ctx.model` pins this first choice instead.
         previous: The previous step's answer (`None` at step 0).
         history: Earlier steps.
         state: Free per-run scratch space shared by the run's agents (not persisted).
