@@ -423,7 +423,8 @@ def _side(values: list[str] | None, slot: str) -> Text:
 def _diff_row(diff: StepDiff) -> tuple[str, str, str, Text, Text, Text]:
     return (
         str(diff.step),
-        diff.slot,
+        # A slot that decided again in the same step (a budget re-route) is numbered.
+        f"{diff.slot} #{diff.repeat + 1}" if diff.repeat else diff.slot,
         diff.branch or "—",
         _side(diff.recorded, diff.slot),
         _side(diff.replayed, diff.slot),

@@ -103,3 +103,49 @@ def test_replay_with_a_bad_app_fails_cleanly(invoke: Invoke, demo_store: DemoSto
     assert result.exit_code == 1
     assert "is a JSONDecoder, not a Registry" in result.stderr
     assert "Traceback" not in result.output
+
+
+def test_the_replay_table_numbers_a_slot_that_decided_again() -> None:
+    """A second model decision in one step and branch (a budget re-route) shows as `model #2`."""
+    from rich.console import Console
+
+    from agentroute import ReplayReport, StepDiff
+    from agentroute.cli._render import replay_table
+
+    diffs = [
+        StepDiff(
+            step=0,
+            slot="model",
+            branch="solver",
+            recorded=["strong"],
+            replayed=["strong"],
+            status="same",
+        ),
+        StepDiff(
+            step=0,
+            slot="model",
+            branch="solver",
+            repeat=1,
+            recorded=["cheap"],
+            replayed=None,
+            status="only_recorded",
+        ),
+    ]
+    report = ReplayReport(
+        run_id="r",
+        replay_run_id="r2",
+        mode="exact",
+        diffs=diffs,
+        recorded_status="completed",
+        replayed_status="completed",
+        recorded_answer="a",
+        replayed_answer="a",
+        model_calls_served=1,
+    )
+    console = Console(width=120, record=True)
+    console.print(replay_table(report))
+    lines = [line for line in console.export_text().splitlines() if "solver" in line]
+    assert len(lines) == 2
+    assert "model #2" not in lines[0]
+    assert "model #2" in lines[1]
+    assert "only_recorded" in lines[1]
