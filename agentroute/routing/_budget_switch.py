@@ -114,7 +114,11 @@ class BudgetSwitch:
         key: Learned-state key of the scorer's online memory in the router's trace store
             (scorers that keep one, like `knn` and `ensemble`). Routers — in this process or
             others — whose switches share the store and the key learn into one memory, and
-            a new process starts with what was learned.
+            a new process starts with what was learned. Default
+            `budget-switch/memory/<cheapest model>..<strongest model>` (the LiteLLM ids of the
+            first model of the cheapest and of the strongest tier): outcomes describe a pair of
+            models, so switches over the same pair share them and switches over different
+            pairs never mix them.
     """
 
     name: ClassVar[str] = "budget-switch"
@@ -135,7 +139,7 @@ class BudgetSwitch:
         verifier: Verifier | str | None = None,
         accept: float = 0.5,
         learn_online: bool = True,
-        key: str = "budget-switch/memory",
+        key: str | None = None,
     ) -> None:
         if policy not in _POLICIES:
             msg = f"unknown BudgetSwitch policy {policy!r}{did_you_mean(policy, _POLICIES)}"
@@ -168,6 +172,7 @@ class BudgetSwitch:
         self.accept = accept
         self.learn_online = learn_online
         self.key = key
+        self._memory_key: str | None = None
         self._store: TraceStore | None = None
         self.scorer_name = scorer if isinstance(scorer, str) else getattr(scorer, "name", "custom")
         self._scorer_ref = scorer
@@ -223,7 +228,7 @@ class BudgetSwitch:
             if self.train:
                 out["train"] = self.train
             if self.learn_online:
-                out["key"] = self.key
+                out["key"] = self.key or self._memory_key
         else:
             out["accept"] = self.accept
             out["verifier"] = self.verifier if isinstance(self.verifier, str) else "callable"
@@ -302,7 +307,8 @@ class BudgetSwitch:
             if self.learn_online and self._store is not None and callable(bind):
                 # The memory learned from feedback lives in the store, versioned, so it
                 # survives the process and is shared by every router on the same store and key.
-                bind(self._store, self.key)
+                self._memory_key = self.key or _default_memory_key(registry, tiers)
+                bind(self._store, self._memory_key)
                 self._score_cache.clear()
             if not self.scorer.fitted and self.cold_start is None:
                 msg = (
@@ -376,6 +382,11 @@ class BudgetSwitch:
         self._calibration = scores
         self.thresholds = [*self.thresholds[:-1], t]
         return t
+
+    @property
+    def memory_key(self) -> str | None:
+        """The learned-state key the scorer's online memory is bound to (`None` until bound)."""
+        return self._memory_key
 
     # -- routing -----------------------------------------------------------------------------
 
@@ -660,3 +671,9 @@ _POLICIES: dict[str, _Policy] = {
     "threshold": BudgetSwitch._threshold,
     "cascade": BudgetSwitch._cascade,
 }
+
+
+def _default_memory_key(registry: Registry, tiers: Sequence[str]) -> str:
+    """`budget-switch/memory/<cheapest tier's first model>..<strongest tier's first model>`."""
+    low, high = (registry.models_in_tier(t)[0].model for t in (tiers[0], tiers[-1]))
+    return f"budget-switch/memory/{low}..{high}"

@@ -376,3 +376,47 @@ def test_eval_command_prints_one_json_object(tmp_path: Path) -> None:
     assert out["curve"][-1]["share"] == 1.0
     assert "cost_to_95pct_strong" in out
     assert load_outcomes(path)[0].cheap_cost == 0.001
+
+
+def _pair_registry(cheap: str, strong: str) -> ar.Registry:
+    reg = ar.Registry()
+    reg.model("cheap", cheap, tier="cheap", input_price_per_mtok=0.1, output_price_per_mtok=1)
+    reg.model("strong", strong, tier="strong", input_price_per_mtok=1, output_price_per_mtok=9)
+
+    @reg.agent()
+    def solver(ctx: ar.AgentContext, task: str) -> str:
+        """Answers."""
+        return "ok"
+
+    return reg
+
+
+def test_default_memory_key_separates_model_pairs_and_shares_one_pair() -> None:
+    """Without `key`, switches over the same two models share a memory; other pairs don't.
+
+    Outcomes are facts about a cheap/strong pair: mixing another pair's feedback in would route
+    on the wrong model's strengths.
+    """
+    store = InMemoryTraceStore()
+
+    def switch_on(reg: ar.Registry) -> tuple[BudgetSwitch, KnnScorer]:
+        scorer = KnnScorer(FakeEmbedder(), k=1)
+        switch = BudgetSwitch.threshold(scorer, t=0.6, cold_start="cheap")
+        switch.bind_store(store)
+        switch.validate(reg, [])
+        return switch, scorer
+
+    first, first_scorer = switch_on(_pair_registry("a/mini", "b/large"))
+    assert first.memory_key == "budget-switch/memory/a/mini..b/large"
+    assert first.params()["key"] == first.memory_key
+    first_scorer.update("proof of it", cheap=0.0, strong=1.0)
+    same, same_scorer = switch_on(_pair_registry("a/mini", "b/large"))
+    other, other_scorer = switch_on(_pair_registry("a/mini", "c/huge"))
+    assert same.memory_key == first.memory_key
+    assert same_scorer.size == 1
+    assert other.memory_key == "budget-switch/memory/a/mini..c/huge"
+    assert other_scorer.size == 0
+    explicit = BudgetSwitch.threshold(KnnScorer(FakeEmbedder(), k=1), cold_start="cheap", key="k")
+    explicit.bind_store(store)
+    explicit.validate(_pair_registry("a/mini", "b/large"), [])
+    assert explicit.memory_key == "k"
