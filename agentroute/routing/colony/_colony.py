@@ -535,11 +535,10 @@ class AntColony:
         state = self.state
         graph = self._require_graph()
         w = mixture.vector(state.tasks)
-        e_index = {e: j for j, e in enumerate(state.edges)}
-        a_index = {a: j for j, a in enumerate(state.agents)}
+        e_index, a_index = state.indexes()
         cols = [e_index[(node, c)] for c in candidates]
         acols = [a_index[c] for c in candidates]
-        tables = np.clip(state.backed_off(self.tau0)[:, cols], self.tau_min, self.tau_max)
+        tables = np.clip(state.backed_off(self.tau0, cols), self.tau_min, self.tau_max)
         tau = np.maximum(w @ tables, 1e-12)
         use_greedy = self.mode == "greedy" if greedy is None else greedy
         rng = np.random.default_rng(seed)

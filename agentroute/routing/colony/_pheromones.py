@@ -88,6 +88,7 @@ class PheromoneState:
     prior_left: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
     ability_n_all: np.ndarray = field(default_factory=lambda: np.zeros(0))
     ability_sum_all: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    _indexes: tuple[Any, ...] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # States written before the global table existed (format 1, or built by hand) get one
@@ -141,15 +142,36 @@ class PheromoneState:
             self.ability_sum_all.copy(),
         )
 
-    def backed_off(self, tau0: float) -> np.ndarray:
+    def backed_off(self, tau0: float, cols: Sequence[int] | None = None) -> np.ndarray:
         """Task tables with their unlearned share taken from the global table.
 
         `τ^t_e + prior_left^t_e·(τ^all_e − τ0)`: the part of τ^t_e that is still the initial
         value τ0 is replaced by what every task together learned on the edge, so a task with
         little evidence starts from the global table, and a task with plenty is its own.
+
+        Args:
+            tau0: The initial pheromone value τ0.
+            cols: Only these edge columns (a decision needs its candidates' edges, not the
+                whole table); default all.
         """
-        out: np.ndarray = self.tau + self.prior_left * (self.tau_all - tau0)[None, :]
-        return out
+        if cols is None:
+            out: np.ndarray = self.tau + self.prior_left * (self.tau_all - tau0)[None, :]
+            return out
+        idx = np.asarray(cols, dtype=np.intp)
+        part: np.ndarray = (
+            self.tau[:, idx] + self.prior_left[:, idx] * (self.tau_all[idx] - tau0)[None, :]
+        )
+        return part
+
+    def indexes(self) -> tuple[dict[Edge, int], dict[str, int]]:
+        """Column of each edge and of each agent, built once per state (decisions reuse them)."""
+        cached = self._indexes
+        if cached is None or cached[0] is not self.edges or cached[1] is not self.agents:
+            e_index = {e: j for j, e in enumerate(self.edges)}
+            a_index = {a: j for j, a in enumerate(self.agents)}
+            cached = (self.edges, self.agents, e_index, a_index)
+            self._indexes = cached
+        return cached[2], cached[3]
 
     def to_value(self) -> dict[str, Any]:
         """JSON-ready value for `TraceStore.put_state`."""

@@ -322,3 +322,23 @@ def test_a_state_written_before_the_global_table_still_loads() -> None:
     assert old.backed_off(10.0).tolist() == old.tau.tolist()
     with pytest.raises(ValueError, match="not an ant-colony"):
         PheromoneState.from_value({**value, "format": "something/else"}, 1)
+
+
+def test_backed_off_columns_match_the_full_table_and_indexes_follow_the_state() -> None:
+    """A decision's column slice of the back-off equals the whole table's columns.
+
+    And the cached edge/agent indexes are rebuilt for a state whose edges changed, so a stale
+    cache can never point a decision at another edge's pheromone.
+    """
+    edges = [(START, "a"), (START, "b"), ("a", "c"), ("b", "c")]
+    state = PheromoneState.fresh(["math", "code"], edges, ["a", "b", "c"], 10.0)
+    state.tau[:] = [[11.0, 9.0, 12.0, 8.0], [7.0, 13.0, 10.5, 9.5]]
+    state.prior_left[:] = [[0.5, 1.0, 0.25, 0.0], [1.0, 0.1, 0.6, 0.3]]
+    state.tau_all[:] = [12.0, 8.0, 11.0, 10.0]
+    full = state.backed_off(10.0)
+    assert state.backed_off(10.0, [3, 1]).tolist() == full[:, [3, 1]].tolist()
+    e_index, a_index = state.indexes()
+    assert e_index[("b", "c")] == 3
+    assert a_index["c"] == 2
+    state.edges = tuple(reversed(state.edges))
+    assert state.indexes()[0][("b", "c")] == 0
