@@ -33,7 +33,6 @@ per query), `regret` (cumulative regret against the best single agent in hindsig
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -44,6 +43,7 @@ from typing import Annotated, Any
 import numpy as np
 import typer
 
+from agentroute._jsonl import json_lines
 from agentroute.cli._common import echo_json, stderr, stdout
 from agentroute.errors import ConfigurationError
 
@@ -121,21 +121,9 @@ def read_outcomes(path: Path) -> list[PoolLine]:
             outside [0, 1] (the message names the line).
     """
     lines: list[PoolLine] = []
-    try:
-        raw_lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        msg = f"--outcomes {path}: cannot read it ({exc})"
-        raise ConfigurationError(msg) from exc
-    for no, raw in enumerate(raw_lines, 1):
-        if not raw.strip():
-            continue
+    for no, data in json_lines(path):
         where = f"{path}:{no}"
-        try:
-            data = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            msg = f"{where}: not JSON ({exc.msg})"
-            raise ConfigurationError(msg) from exc
-        if not isinstance(data, dict) or not isinstance(data.get("text"), str):
+        if not isinstance(data.get("text"), str):
             msg = f"{where}: each line needs a 'text' string"
             raise ConfigurationError(msg)
         outcomes = data.get("outcomes")

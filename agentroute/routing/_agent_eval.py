@@ -9,7 +9,6 @@ Used by `agentroute eval agents` and `benchmarks/agents_quality.py`. Formats (JS
 
 from __future__ import annotations
 
-import json
 import re
 import statistics
 import time
@@ -18,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agentroute._jsonl import json_lines
 from agentroute.errors import ConfigurationError
 from agentroute.registry import Registry
 from agentroute.registry._specs import NAME_PATTERN
@@ -55,29 +55,6 @@ class QueryRecord:
     """The right agents; empty = out of scope."""
 
 
-def _lines(path: str | Path) -> list[tuple[int, dict[str, Any]]]:
-    p = Path(path)
-    try:
-        raw = p.read_text(encoding="utf-8-sig")
-    except OSError as exc:
-        msg = f"cannot read {str(p)!r}: {exc}"
-        raise ConfigurationError(msg) from exc
-    out: list[tuple[int, dict[str, Any]]] = []
-    for lineno, line in enumerate(raw.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            msg = f"{p}:{lineno}: not valid JSON ({exc.msg})"
-            raise ConfigurationError(msg) from exc
-        if not isinstance(obj, dict):
-            msg = f"{p}:{lineno}: expected a JSON object"
-            raise ConfigurationError(msg)
-        out.append((lineno, obj))
-    return out
-
-
 def read_agents(path: str | Path) -> list[AgentRecord]:
     """Read an AGENTS file. Duplicate names are merged (examples concatenated).
 
@@ -85,7 +62,7 @@ def read_agents(path: str | Path) -> list[AgentRecord]:
         ConfigurationError: A line without a name, or no agent at all (names the line).
     """
     merged: dict[str, AgentRecord] = {}
-    for lineno, obj in _lines(path):
+    for lineno, obj in json_lines(path):
         name = str(obj.get("name") or obj.get("id") or "").strip()
         if not name:
             msg = f"{path}:{lineno}: an agent needs a non-empty 'name'"
@@ -113,7 +90,7 @@ def read_queries(path: str | Path) -> list[QueryRecord]:
         ConfigurationError: A line without `text` (names the line), or no query at all.
     """
     out: list[QueryRecord] = []
-    for lineno, obj in _lines(path):
+    for lineno, obj in json_lines(path):
         text = obj.get("text", obj.get("query"))
         if not isinstance(text, str) or not text.strip():
             msg = f"{path}:{lineno}: a query needs a non-empty 'text'"

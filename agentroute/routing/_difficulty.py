@@ -14,7 +14,6 @@ prompts (kNN) or the features that weighed most (logistic).
 
 from __future__ import annotations
 
-import json
 import math
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -26,6 +25,7 @@ import numpy as np
 import numpy.typing as npt
 import structlog
 
+from agentroute._jsonl import json_lines
 from agentroute.errors import ConfigurationError
 from agentroute.routing._difficulty_eval import cheap_strong_curve
 from agentroute.routing._difficulty_features import FEATURE_NAMES, HashingEmbedder, text_features
@@ -78,45 +78,32 @@ def load_outcomes(path: str | Path) -> list[OutcomeRow]:
     (blank lines skipped; `id` defaults to the line number).
 
     Raises:
-        ConfigurationError: The file is missing, or a line is malformed (named by number).
+        ConfigurationError: The file is missing or not UTF-8, or a line is malformed (named by
+            number).
     """
     p = Path(path)
-    if not p.is_file():
-        msg = f"outcomes file {str(p)!r} does not exist"
-        raise ConfigurationError(msg)
     rows: list[OutcomeRow] = []
-    with p.open(encoding="utf-8") as fh:
-        for number, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            where = f"{p}:{number}"
-            try:
-                data = json.loads(line)
-            except json.JSONDecodeError as exc:
-                msg = f"{where}: not valid JSON ({exc.msg})"
-                raise ConfigurationError(msg) from exc
-            if not isinstance(data, dict):
-                msg = f"{where}: expected a JSON object with text, cheap and strong"
-                raise ConfigurationError(msg)
-            text = data.get("text", data.get("prompt"))
-            if not isinstance(text, str):
-                msg = f"{where}: 'text' must be a string"
-                raise ConfigurationError(msg)
-            values = {k: _number(data.get(k), k, where) for k in ("cheap", "strong")}
-            costs = {k: _number(data.get(k), k, where) for k in ("cheap_cost", "strong_cost")}
-            if values["cheap"] is None and values["strong"] is None:
-                msg = f"{where}: needs 'cheap' and/or 'strong' scores (0..1)"
-                raise ConfigurationError(msg)
-            rows.append(
-                OutcomeRow(
-                    id=str(data.get("id", number)),
-                    text=text,
-                    cheap=values["cheap"],
-                    strong=values["strong"],
-                    cheap_cost=costs["cheap_cost"],
-                    strong_cost=costs["strong_cost"],
-                )
+    for number, data in json_lines(p):
+        where = f"{p}:{number}"
+        text = data.get("text", data.get("prompt"))
+        if not isinstance(text, str):
+            msg = f"{where}: 'text' must be a string"
+            raise ConfigurationError(msg)
+        values = {k: _number(data.get(k), k, where) for k in ("cheap", "strong")}
+        costs = {k: _number(data.get(k), k, where) for k in ("cheap_cost", "strong_cost")}
+        if values["cheap"] is None and values["strong"] is None:
+            msg = f"{where}: needs 'cheap' and/or 'strong' scores (0..1)"
+            raise ConfigurationError(msg)
+        rows.append(
+            OutcomeRow(
+                id=str(data.get("id", number)),
+                text=text,
+                cheap=values["cheap"],
+                strong=values["strong"],
+                cheap_cost=costs["cheap_cost"],
+                strong_cost=costs["strong_cost"],
             )
+        )
     if not rows:
         msg = f"outcomes file {str(p)!r} has no lines"
         raise ConfigurationError(msg)

@@ -35,6 +35,7 @@ import numpy as np
 import numpy.typing as npt
 import structlog
 
+from agentroute._jsonl import json_lines
 from agentroute.errors import ConfigurationError
 from agentroute.registry import Registry
 from agentroute.routing._agent_scoring import (
@@ -64,7 +65,8 @@ _FAST_TFIDF_MAX = 8  # up to this many texts, TF-IDF is computed without scikit-
 def load_examples(path: str | Path) -> dict[str, list[str]]:
     """Read example requests per agent from a file.
 
-    Accepted forms: a JSON object `{agent: [text, ...]}`; or JSON lines, each either
+    Accepted forms: a `.json` file holding one object `{agent: [text, ...]}`; or JSON lines
+    (any other suffix), each either
     `{"name": agent, "examples": [text, ...]}` (the `eval agents` AGENTS form) or
     `{"agent": agent, "text": text}`.
 
@@ -72,32 +74,26 @@ def load_examples(path: str | Path) -> dict[str, list[str]]:
         ConfigurationError: The file is missing or not in one of these forms (names the line).
     """
     p = Path(path)
-    try:
-        raw = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        msg = f"examples file {str(p)!r} cannot be read: {exc}"
-        raise ConfigurationError(msg) from exc
     out: dict[str, list[str]] = {}
-    stripped = raw.lstrip()
-    if stripped.startswith("{") and p.suffix == ".json":
-        data = json.loads(raw)
-        if not isinstance(data, dict):
+    if p.suffix == ".json":
+        try:
+            data = json.loads(p.read_text(encoding="utf-8-sig"))
+        except OSError as exc:
+            msg = f"{p}: cannot read: {exc.strerror or exc}"
+            raise ConfigurationError(msg) from exc
+        except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
+            msg = f"{p}: not a valid UTF-8 JSON file ({exc})"
+            raise ConfigurationError(msg) from exc
+        if not isinstance(data, dict) or not all(isinstance(v, list) for v in data.values()):
             msg = f"{p}: expected a JSON object {{agent: [examples]}}"
             raise ConfigurationError(msg)
         for agent, texts in data.items():
             out.setdefault(str(agent), []).extend(str(t) for t in texts)
         return out
-    for lineno, line in enumerate(raw.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            msg = f"{p}:{lineno}: not valid JSON ({exc.msg})"
-            raise ConfigurationError(msg) from exc
-        if isinstance(obj, dict) and "agent" in obj and "text" in obj:
+    for lineno, obj in json_lines(p):
+        if "agent" in obj and "text" in obj:
             out.setdefault(str(obj["agent"]), []).append(str(obj["text"]))
-        elif isinstance(obj, dict) and "name" in obj:
+        elif "name" in obj:
             out.setdefault(str(obj["name"]), []).extend(str(t) for t in obj.get("examples") or ())
         else:
             msg = (

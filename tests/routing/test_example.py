@@ -255,3 +255,17 @@ def test_eval_agents_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     )
     assert result.exit_code != 0
     assert "--model" in result.output
+
+
+def test_a_malformed_examples_mapping_is_a_configuration_error(tmp_path: Path) -> None:
+    """A broken `.json` mapping, or one whose values are not lists, fails naming the file."""
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"billing": ["refund"')
+    with pytest.raises(ConfigurationError, match=r"broken\.json: not a valid"):
+        load_examples(broken)
+    flat = tmp_path / "flat.json"
+    flat.write_text(json.dumps({"billing": "refund"}))
+    with pytest.raises(ConfigurationError, match=r"flat\.json: expected a JSON object"):
+        load_examples(flat)
+    with pytest.raises(ConfigurationError, match="cannot read"):
+        load_examples(tmp_path / "missing.json")

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agentroute._jsonl import json_lines
 from agentroute.errors import ConfigurationError
 
 __all__ = [
@@ -73,31 +73,6 @@ def metric_table(
     return {m: sum(r[m] for r in rows) / len(rows) for m in METRICS}
 
 
-def _lines(path: Path) -> Iterable[tuple[int, dict[str, Any]]]:
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        msg = f"{path}: cannot read: {exc.strerror or exc}"
-        raise ConfigurationError(msg) from exc
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        msg = f"{path}: not UTF-8 (byte {exc.start}); save the file as UTF-8"
-        raise ConfigurationError(msg) from exc
-    for n, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            value = json.loads(line)
-        except ValueError as exc:
-            msg = f"{path}:{n}: not a JSON object: {exc}"
-            raise ConfigurationError(msg) from exc
-        if not isinstance(value, dict):
-            msg = f"{path}:{n}: expected a JSON object, got {type(value).__name__}"
-            raise ConfigurationError(msg)
-        yield n, value
-
-
 def _text(value: Any, where: str, key: str, *, required: bool) -> str:
     if value is None:
         if required:
@@ -120,7 +95,7 @@ def read_skills(path: str | Path) -> list[SkillRecord]:
     p = Path(path)
     out: list[SkillRecord] = []
     seen: dict[str, int] = {}
-    for n, row in _lines(p):
+    for n, row in json_lines(p):
         where = f"{p}:{n}"
         sid = row.get("id")
         if isinstance(sid, int | float) and not isinstance(sid, bool):
@@ -171,7 +146,7 @@ def read_queries(path: str | Path, known: Iterable[str] | None = None) -> list[E
     p = Path(path)
     ids = set(known) if known is not None else None
     out: list[EvalQuery] = []
-    for n, row in _lines(p):
+    for n, row in json_lines(p):
         where = f"{p}:{n}"
         text = _text(row.get("text"), where, "text", required=True)
         gold = row.get("gold")
