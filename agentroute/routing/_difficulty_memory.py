@@ -34,14 +34,12 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import structlog
 
-from agentroute.errors import StateConflict
+from agentroute.routing._state_book import StateBook
 from agentroute.stores import TraceStore
 
 __all__ = ["MEMORY_FORMAT", "TEXT_LIMIT", "KnnMemoryBook", "MemoryItem", "MemorySnapshot"]
 
-log = structlog.get_logger(__name__)
 
 MEMORY_FORMAT = "agentroute.knn-memory/1"
 """Format tag of the stored value."""
@@ -233,7 +231,7 @@ def merge_items(
     )
 
 
-class KnnMemoryBook:
+class KnnMemoryBook(StateBook):
     """A kNN scorer's online memory in a trace store: load, commit, list versions.
 
     Args:
@@ -252,12 +250,8 @@ class KnnMemoryBook:
         if compact_every < 1:
             msg = f"compact_every must be >= 1, got {compact_every}"
             raise ValueError(msg)
-        self.store = store
-        self.key = key
-        self.max_retries = max_retries
+        super().__init__(store, key, max_retries=max_retries)
         self.compact_every = compact_every
-        self.conflicts = 0
-        """Lost races recovered by re-reading (a counter, for tests and reports)."""
         self._last: MemorySnapshot | None = None
 
     def latest_version(self) -> int:
@@ -320,7 +314,8 @@ class KnnMemoryBook:
             StateConflict: More than `max_retries` races lost in a row.
             StoreError: The store failed.
         """
-        for attempt in range(self.max_retries + 1):
+
+        def attempt() -> MemorySnapshot:
             current = self.load()
             new = change(current)
             next_version = (current.version if current is not None else 0) + 1
@@ -338,24 +333,18 @@ class KnnMemoryBook:
                 value = replace(new, items=added).to_value(since=current.base)
             else:
                 value = new.to_value()
-            try:
-                rec = self.store.put_state(
-                    self.key,
-                    value,
-                    expected_version=current.version if current is not None else None,
-                    note=note,
-                )
-            except StateConflict:
-                self.conflicts += 1
-                log.debug("kNN memory write lost a race; re-reading", key=self.key, attempt=attempt)
-                time.sleep(0.001 * (attempt + 1))
-                continue
+            rec = self.store.put_state(
+                self.key,
+                value,
+                expected_version=current.version if current is not None else None,
+                note=note,
+            )
             new.version = rec.version
             new.base = current.base if delta and current is not None else rec.version
             self._last = new
             return new
-        msg = f"gave up writing {self.key!r} after {self.max_retries + 1} lost races in a row"
-        raise StateConflict(msg)
+
+        return self.retrying(attempt, "writing")
 
     def versions(self) -> list[dict[str, Any]]:
         """Every version, oldest first.

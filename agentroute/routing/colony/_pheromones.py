@@ -17,15 +17,14 @@ updates to the newer table (`PheromoneBook.commit`).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import structlog
 
 from agentroute.errors import StateConflict, StoreError
+from agentroute.routing._state_book import StateBook
 from agentroute.routing.colony._graph import Edge, edge_key
 from agentroute.stores import TraceStore
 
@@ -39,7 +38,6 @@ __all__ = [
     "apply_updates",
 ]
 
-log = structlog.get_logger(__name__)
 
 STATE_FORMAT = "agentroute.ant-colony/2"
 """Format tag of the stored value (version 2 added the global table; version 1 still loads)."""
@@ -398,7 +396,7 @@ class PheromoneDiff:
         return sorted(flat, key=lambda x: -abs(x[3] - x[2]))[:n]
 
 
-class PheromoneBook:
+class PheromoneBook(StateBook):
     """The pheromone state of one colony in a trace store: load, commit, list, diff, roll back.
 
     Args:
@@ -406,13 +404,6 @@ class PheromoneBook:
         key: State key, e.g. `ant-colony/support-desk`.
         max_retries: Re-reads after a lost race before giving up on one commit.
     """
-
-    def __init__(self, store: TraceStore, key: str, *, max_retries: int = 20) -> None:
-        self.store = store
-        self.key = key
-        self.max_retries = max_retries
-        self.conflicts = 0
-        """Lost races recovered by re-reading (a counter, for tests and reports)."""
 
     @staticmethod
     def known_keys(store: TraceStore) -> list[str]:
@@ -465,22 +456,17 @@ class PheromoneBook:
             StateConflict: More than `max_retries` races lost in a row.
             StoreError: The store failed.
         """
-        for attempt in range(self.max_retries + 1):
+
+        def attempt() -> PheromoneState:
             current = prepare(self.load())
             new = change(current)
-            try:
-                rec = self.store.put_state(
-                    self.key, new.to_value(), expected_version=current.version, note=note
-                )
-            except StateConflict:
-                self.conflicts += 1
-                log.debug("pheromone write lost a race; re-reading", key=self.key, attempt=attempt)
-                time.sleep(0.001 * (attempt + 1))
-                continue
+            rec = self.store.put_state(
+                self.key, new.to_value(), expected_version=current.version, note=note
+            )
             new.version = rec.version
             return new
-        msg = f"gave up writing {self.key!r} after {self.max_retries} lost races"
-        raise StateConflict(msg)
+
+        return self.retrying(attempt, "writing")
 
     def versions(self) -> list[dict[str, Any]]:
         """Every version as `{version, created_at, note, learned, accepted}`, oldest first."""
@@ -532,18 +518,15 @@ class PheromoneBook:
         if old is None:
             msg = f"state {self.key!r} has no version {version}; list them with `versions()`"
             raise StoreError(msg)
-        for _ in range(self.max_retries + 1):
+
+        def attempt() -> PheromoneState:
             latest = self.store.get_state(self.key)
-            try:
-                rec = self.store.put_state(
-                    self.key,
-                    old.value,
-                    expected_version=latest.version if latest else None,
-                    note=f"rollback to {version}",
-                )
-            except StateConflict:
-                self.conflicts += 1
-                continue
+            rec = self.store.put_state(
+                self.key,
+                old.value,
+                expected_version=latest.version if latest else None,
+                note=f"rollback to {version}",
+            )
             return PheromoneState.from_value(rec.value, rec.version)
-        msg = f"gave up rolling back {self.key!r}: too many concurrent writers"
-        raise StateConflict(msg)
+
+        return self.retrying(attempt, "rolling back")
