@@ -130,9 +130,11 @@ class _Head:
         # One request at a time (the routing path): scikit-learn's transform spends ~5 ms
         # validating its input; the same sublinear TF-IDF, L2-normalised, in microseconds.
         if self.analyzer is None:
-            self.analyzer = self.vectorizer.build_analyzer()
+            # Routing threads share this head: the analyzer is set last, so a thread that sees
+            # it also sees the vocabulary and idf.
             self.vocabulary = dict(self.vectorizer.vocabulary_)
             self.idf = np.asarray(self.vectorizer.idf_, dtype=np.float64)
+            self.analyzer = self.vectorizer.build_analyzer()
         assert self.idf is not None
         for row, text in enumerate(texts):
             counts: dict[int, int] = {}

@@ -107,6 +107,8 @@ class IndexReport:
     changed: int = 0
     removed: int = 0
     unchanged: int = 0
+    retried: int = 0
+    """Unchanged skills embedded again because an earlier embedder failure left them out."""
     embedded_texts: int = 0
     """Texts sent to the embedder (cache hits inside a `CachedEmbedder` still count here)."""
     failed: list[str] = field(default_factory=list)
@@ -287,25 +289,11 @@ class SkillIndex:
         dense = [t.dense_texts(caps) for t in texts]
         n_head = np.array([len(t.head_texts(caps)) for t in texts], dtype=np.int8)
         hashes = [_text_hash(t, d) for t, d in zip(texts, dense, strict=True)]
-        old = {sid: i for i, sid in enumerate(self.ids)}
         new_ids = [s.id for s in items]
-        report.removed = len(set(old) - set(new_ids))
         counts = np.array([len(d) for d in dense], dtype=np.int64)
         starts = np.zeros(len(items) + 1, dtype=np.int64)
         np.cumsum(counts, out=starts[1:])
-        todo: list[int] = []
-        reuse: list[tuple[int, int]] = []
-        for i, (sid, h) in enumerate(zip(new_ids, hashes, strict=True)):
-            j = old.get(sid)
-            if j is not None and self.hashes[j] == h and bool(self.embedded[j]):
-                reuse.append((i, j))
-                report.unchanged += 1
-            else:
-                todo.append(i)
-                if j is None:
-                    report.added += 1
-                elif self.hashes[j] != h:
-                    report.changed += 1
+        todo, reuse = self._classify(new_ids, hashes, report)
         embedded = np.zeros(len(items), dtype=bool)
         new_rows, failed_idx, error, dim = self._embed(
             todo, dense, self.vectors.shape[1] if reuse else 0, report, progress
@@ -340,6 +328,29 @@ class SkillIndex:
                 error=error,
             )
         return report
+
+    def _classify(
+        self, new_ids: list[str], hashes: list[str], report: IndexReport
+    ) -> tuple[list[int], list[tuple[int, int]]]:
+        """Positions to embed, and (new, old) positions whose vectors are reused; counts them."""
+        old = {sid: i for i, sid in enumerate(self.ids)}
+        report.removed = len(set(old) - set(new_ids))
+        todo: list[int] = []
+        reuse: list[tuple[int, int]] = []
+        for i, (sid, h) in enumerate(zip(new_ids, hashes, strict=True)):
+            j = old.get(sid)
+            if j is not None and self.hashes[j] == h and bool(self.embedded[j]):
+                reuse.append((i, j))
+                report.unchanged += 1
+            else:
+                todo.append(i)
+                if j is None:
+                    report.added += 1
+                elif self.hashes[j] != h:
+                    report.changed += 1
+                else:
+                    report.retried += 1
+        return todo, reuse
 
     def _embed(
         self,

@@ -140,6 +140,8 @@ class StaticEmbedder:
         self._table: Matrix | None = None
         self._tokenizer: Any = None
         self._word_ids: dict[str, list[int]] = {}
+        self.word_cache_limit = 2_000_000
+        """Distinct words whose WordPiece ids are kept; the cache is emptied beyond it."""
 
     @property
     def name(self) -> str:
@@ -184,10 +186,10 @@ class StaticEmbedder:
         split = [_PRETOKEN.findall(t[:cap]) for t in texts]
         with self._lock:
             cache = self._word_ids
+            if len(cache) > self.word_cache_limit:
+                cache.clear()  # before `missing` is computed: this batch's words are re-encoded
             missing = list({w for words in split for w in words if w not in cache})
             if missing:
-                if len(cache) > 2_000_000:
-                    cache.clear()
                 for word, enc in zip(
                     missing, tokenizer.encode_batch(missing, add_special_tokens=False), strict=True
                 ):

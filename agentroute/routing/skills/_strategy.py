@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import time
 from collections.abc import Callable, Mapping, Sequence
+from copy import copy
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -233,11 +234,14 @@ class RetrieveRerank:
     def build_index(self, registry: Registry) -> SkillIndex:
         """Build (or incrementally update) the index from the registry's skills, now."""
         limit_threads(self.threads)
-        if self._index is None:
-            self._index = SkillIndex(self.embedder, self.caps)
-        self._index.update(registry.skills.values(), progress=self.progress)
+        # Update a copy and publish it with one assignment: runs searching the current index
+        # meanwhile never see it half-updated (`update` only rebinds attributes, so a shallow
+        # copy shares nothing it changes).
+        index = SkillIndex(self.embedder, self.caps) if self._index is None else copy(self._index)
+        index.update(registry.skills.values(), progress=self.progress)
+        self._index = index
         self._built_for = (id(registry), registry.version)
-        return self._index
+        return index
 
     async def _ensure_index(self, registry: Registry) -> SkillIndex:
         async with self._lock:

@@ -161,5 +161,8 @@ def test_static_embedder_from_a_model_directory(tmp_path: Path) -> None:
     assert vectors.shape == (3, 16)
     assert float(vectors[0] @ vectors[1]) > 0.5
     assert np.allclose(vectors[2], 0.0)
+    embedder.word_cache_limit = 1  # a full word cache is emptied, never read half-cleared
+    again = embedder.embed(["refund my order please", "some fresh words"])
+    assert np.allclose(again[0], vectors[1])
     with pytest.raises(FileNotFoundError, match="distill_static_model"):
         StaticEmbedder(tmp_path / "missing").embed(["x"])

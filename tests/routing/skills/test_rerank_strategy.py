@@ -283,3 +283,21 @@ def test_yaml_construction_and_bad_params() -> None:
         RetrieveRerank(reranker="featur")
     with pytest.raises(ConfigurationError, match="caps"):
         RetrieveRerank(caps={"body_chars": -1}, cache=False)
+
+
+def test_a_rebuild_publishes_a_new_index_and_leaves_the_old_one_whole() -> None:
+    """After the registry changes, `build_index` swaps in an updated copy.
+
+    Runs that were searching the previous index keep a complete one: it is never half-updated.
+    """
+    reg = _registry()
+    strategy = RetrieveRerank(k=3, n=1, embedder=FakeEmbedder(), cache=False)
+    first = strategy.build_index(reg)
+    ids_before = list(first.ids)
+    reg.skill("gift-cards", name="Gift cards", description="Buying gift cards.", body="GIFT")
+    second = strategy.build_index(reg)
+    assert second is not first
+    assert strategy.index is second
+    assert "gift-cards" in second.ids
+    assert first.ids == ids_before
+    assert len(first.vectors) == int(first.starts[-1])

@@ -102,6 +102,7 @@ def test_embedder_failure_mid_index_keeps_index_usable(pool: list[SkillRecord]) 
     assert hits[0].id == "refund-policy"
     report = index.update(pool)
     assert report.failed == []
+    assert (report.retried, report.added, report.changed) == (len(pool), 0, 0)
     assert index.failed == []
     assert index.search("refund my money", k=1)[0].dense > 0
 
