@@ -115,10 +115,11 @@ class BudgetSwitch:
             (scorers that keep one, like `knn` and `ensemble`). Routers — in this process or
             others — whose switches share the store and the key learn into one memory, and
             a new process starts with what was learned. Default
-            `budget-switch/memory/<cheapest model>..<strongest model>` (the LiteLLM ids of the
-            first model of the cheapest and of the strongest tier): outcomes describe a pair of
-            models, so switches over the same pair share them and switches over different
-            pairs never mix them.
+            `budget-switch/memory/<cheapest model>..<strongest model>/<embedder>` (the LiteLLM
+            ids of the first model of the cheapest and of the strongest tier, and the scorer's
+            embedder): outcomes describe a pair of models, so switches over the same pair share
+            them and switches over different pairs never mix them; the embedder keeps memories
+            in one vector space.
     """
 
     name: ClassVar[str] = "budget-switch"
@@ -307,8 +308,16 @@ class BudgetSwitch:
             if self.learn_online and self._store is not None and callable(bind):
                 # The memory learned from feedback lives in the store, versioned, so it
                 # survives the process and is shared by every router on the same store and key.
-                self._memory_key = self.key or _default_memory_key(registry, tiers)
-                bind(self._store, self._memory_key)
+                key = self.key or _default_memory_key(registry, tiers, self.scorer)
+                try:
+                    bind(self._store, key)
+                except ValueError as exc:
+                    msg = (
+                        f"budget-switch: learned state {key!r} is not a usable kNN memory "
+                        f"({exc}); pass another key=..."
+                    )
+                    raise ConfigurationError(msg) from exc
+                self._memory_key = key
                 self._score_cache.clear()
             if not self.scorer.fitted and self.cold_start is None:
                 msg = (
@@ -673,7 +682,14 @@ _POLICIES: dict[str, _Policy] = {
 }
 
 
-def _default_memory_key(registry: Registry, tiers: Sequence[str]) -> str:
-    """`budget-switch/memory/<cheapest tier's first model>..<strongest tier's first model>`."""
+def _default_memory_key(registry: Registry, tiers: Sequence[str], scorer: DifficultyScorer) -> str:
+    """`budget-switch/memory/<cheapest model>..<strongest model>/<embedder>`.
+
+    The embedder is part of the key: switches with different embedders sharing one memory
+    would re-embed all of it at every update, back and forth.
+    """
     low, high = (registry.models_in_tier(t)[0].model for t in (tiers[0], tiers[-1]))
-    return f"budget-switch/memory/{low}..{high}"
+    params = scorer.params()
+    embedder = params.get("embedder") or dict(params.get("knn") or {}).get("embedder")
+    suffix = f"/{embedder}" if embedder else ""
+    return f"budget-switch/memory/{low}..{high}{suffix}"

@@ -641,12 +641,13 @@ class KnnScorer:
             book = self._book
             if book is not None and book.store is store and book.key == key:
                 return
-            self._book = KnnMemoryBook(store, key)
+            book = KnnMemoryBook(store, key)
+            snapshot = book.load()  # a key holding something else fails here, before binding
+            self._book = book
             self._memory_version = 0
-            snapshot = self._book.load()
             local = list(self._pending)
             if local:
-                snapshot = self._book.commit(
+                snapshot = book.commit(
                     lambda current: self._merge(current, local),
                     note=f"learn {len(local)} outcome(s) from before binding",
                 )
@@ -1026,6 +1027,11 @@ class EnsembleScorer:
             )
             raise ConfigurationError(msg)
         self.knn.fit_vectors(vectors, texts, cheap, strong)
+        # A refit starts from nothing: a stacker (or CV scores) from earlier data must not
+        # outlive it when this data is too small to choose again.
+        self.stacker_ = None
+        self.cv_ = {}
+        self.weight_ = 0.5 if self.weight == "auto" else float(self.weight)
         if self.weight == "auto" and n >= 40:
             yc, ys = _unit_labels(cheap, strong)
             base = self.knn._base
@@ -1064,7 +1070,6 @@ class EnsembleScorer:
                 if score > best[0] + 1e-9:
                     best = (score, wt)
             self.weight_ = best[1]
-            self.stacker_ = None
             if self.stack is not False:
                 self._fit_stacker(vectors, (kc, ks, lc, ls), yc, ys, best[0])
         self.logistic.fit_vectors(vectors, texts, cheap, strong)

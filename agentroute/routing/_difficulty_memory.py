@@ -278,6 +278,8 @@ class KnnMemoryBook(StateBook):
             self._last = head
             return head
         last = self._last
+        if last is not None and last.base == head.base and last.version == head.version:
+            return last  # what this book wrote or read last is still the newest version
         if last is not None and last.base == head.base and last.version < head.version:
             items, start = list(last.items), last.version + 1
         else:

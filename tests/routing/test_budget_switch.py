@@ -407,16 +407,35 @@ def test_default_memory_key_separates_model_pairs_and_shares_one_pair() -> None:
         return switch, scorer
 
     first, first_scorer = switch_on(_pair_registry("a/mini", "b/large"))
-    assert first.memory_key == "budget-switch/memory/a/mini..b/large"
+    assert first.memory_key == f"budget-switch/memory/a/mini..b/large/{FakeEmbedder().name}"
     assert first.params()["key"] == first.memory_key
     first_scorer.update("proof of it", cheap=0.0, strong=1.0)
     same, same_scorer = switch_on(_pair_registry("a/mini", "b/large"))
     other, other_scorer = switch_on(_pair_registry("a/mini", "c/huge"))
     assert same.memory_key == first.memory_key
     assert same_scorer.size == 1
-    assert other.memory_key == "budget-switch/memory/a/mini..c/huge"
+    assert other.memory_key == f"budget-switch/memory/a/mini..c/huge/{FakeEmbedder().name}"
     assert other_scorer.size == 0
     explicit = BudgetSwitch.threshold(KnnScorer(FakeEmbedder(), k=1), cold_start="cheap", key="k")
     explicit.bind_store(store)
     explicit.validate(_pair_registry("a/mini", "b/large"), [])
     assert explicit.memory_key == "k"
+    ensemble = BudgetSwitch.threshold(EnsembleScorer(HashingEmbedder()), cold_start="cheap")
+    ensemble.bind_store(store)
+    ensemble.validate(_pair_registry("a/mini", "b/large"), [])
+    assert ensemble.memory_key == f"budget-switch/memory/a/mini..b/large/{HashingEmbedder().name}"
+
+
+def test_a_key_holding_something_else_is_a_configuration_error() -> None:
+    """A memory key that holds another kind of state fails compile clearly and binds nothing."""
+    store = InMemoryTraceStore()
+    store.put_state("taken", {"format": "agentroute.ant-colony/2"}, expected_version=None)
+    scorer = KnnScorer(FakeEmbedder(), k=1)
+    switch = BudgetSwitch.threshold(scorer, cold_start="cheap", key="taken")
+    switch.bind_store(store)
+    with pytest.raises(ConfigurationError, match="'taken' is not a usable kNN memory"):
+        switch.validate(_pair_registry("a/mini", "b/large"), [])
+    assert scorer.memory_book is None
+    assert switch.memory_key is None
+    scorer.update("proof of it", cheap=0.0, strong=1.0)
+    assert scorer.size == 1

@@ -532,3 +532,29 @@ def test_two_postgres_handles_learning_at_once_lose_no_outcome(pg_url: str) -> N
     assert len({i.text for i in latest.items}) == len(latest.items) == 40
     for s in stores:
         s.close()
+
+
+def test_the_writer_reads_one_version_per_commit_not_its_whole_chain() -> None:
+    """A book that wrote the newest version reuses it: each later commit reads only the head.
+
+    Without that, every feedback update re-read the snapshot and every delta since it (up to
+    `compact_every` reads and a 2,000-item decode per outcome).
+    """
+    store = InMemoryTraceStore()
+    writer = KnnMemoryBook(store, KEY, compact_every=64)
+    _learn(writer, "outcome 0", limit=50)
+    reads: list[int | None] = []
+    real_get = store.get_state
+
+    def counting_get(key: str, version: int | None = None) -> Any:
+        reads.append(version)
+        return real_get(key, version)
+
+    store.get_state = counting_get  # type: ignore[method-assign]
+    for i in range(1, 20):
+        reads.clear()
+        _learn(writer, f"outcome {i}", limit=50)
+        assert reads == [None], (i, reads)
+    latest = KnnMemoryBook(store, KEY).load()
+    assert latest is not None
+    assert [item.text for item in latest.items] == [f"outcome {i}" for i in range(20)]

@@ -87,3 +87,16 @@ def test_asking_for_the_stacker_where_it_cannot_be_fitted_is_an_error() -> None:
     scorer = EnsembleScorer(HashingEmbedder(), stack=True, knn={"k": 5})
     with pytest.raises(ConfigurationError, match="40 or more training prompts"):
         scorer.fit(texts, cheap, strong)
+
+
+def test_a_refit_on_too_little_data_drops_the_earlier_stacker() -> None:
+    """A stacker fitted on earlier data does not outlive a refit too small to choose again."""
+    scorer = EnsembleScorer(HashingEmbedder(), stack=True).fit(*_data())
+    assert scorer.stacker_ is not None
+    scorer.stack = "auto"
+    texts, cheap, strong = _data(30)
+    scorer.fit(texts, cheap, strong)
+    assert scorer.stacker_ is None
+    assert scorer.cv_ == {}
+    assert scorer.weight_ == 0.5
+    assert "stack" not in scorer.score(["prove the theorem about primes 1"])[0].evidence
