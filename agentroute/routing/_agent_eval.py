@@ -9,6 +9,7 @@ Used by `agentroute eval agents` and `benchmarks/agents_quality.py`. Formats (JS
 
 from __future__ import annotations
 
+import math
 import re
 import statistics
 import time
@@ -239,7 +240,7 @@ def routing_metrics(
         oos_recall=oos_hit / oos_true if oos_true else 0.0,
         oos_queries=oos_true,
         p50_ms=statistics.median(lat) if lat else 0.0,
-        p95_ms=lat[min(len(lat) - 1, int(0.95 * len(lat)))] if lat else 0.0,
+        p95_ms=lat[max(0, math.ceil(0.95 * len(lat)) - 1)] if lat else 0.0,  # nearest rank
         cost_usd=cost_usd,
     )
 

@@ -16,6 +16,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import numpy.typing as npt
 
+from agentroute.errors import ConfigurationError
 from agentroute.registry import Registry
 from agentroute.routing._agent_scoring import (
     ThresholdChoice,
@@ -69,6 +70,9 @@ class DescriptionRouter:
         below_threshold: Literal["abstain", "out_of_scope"] = "abstain",
         embedder: Embedder | None = None,
     ) -> None:
+        if shortlist is not None and shortlist < 1:
+            msg = f"DescriptionRouter: shortlist must be at least 1 (None = all), got {shortlist}"
+            raise ConfigurationError(msg)
         self.threshold = threshold
         self.min_similarity = min_similarity
         self.temperature = temperature

@@ -94,7 +94,11 @@ def load_examples(path: str | Path) -> dict[str, list[str]]:
         if "agent" in obj and "text" in obj:
             out.setdefault(str(obj["agent"]), []).append(str(obj["text"]))
         elif "name" in obj:
-            out.setdefault(str(obj["name"]), []).extend(str(t) for t in obj.get("examples") or ())
+            examples = obj.get("examples") or []
+            if not isinstance(examples, list):
+                msg = f"{p}:{lineno}: 'examples' must be a list of texts"
+                raise ConfigurationError(msg)
+            out.setdefault(str(obj["name"]), []).extend(str(t) for t in examples)
         else:
             msg = (
                 f"{p}:{lineno}: expected {{'name': agent, 'examples': [...]}} or "

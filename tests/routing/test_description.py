@@ -118,3 +118,9 @@ async def test_describe_agent_drafts_a_description() -> None:
         await describe_agent(["x"], model=silent)
     with pytest.raises(ConfigurationError):
         await describe_agent(["  "], model=silent)
+
+
+def test_a_shortlist_below_one_is_refused_at_construction() -> None:
+    """`shortlist=0` would leave no candidate to pick; it fails when the router is built."""
+    with pytest.raises(ConfigurationError, match="shortlist must be at least 1"):
+        DescriptionRouter(shortlist=0)

@@ -269,3 +269,7 @@ def test_a_malformed_examples_mapping_is_a_configuration_error(tmp_path: Path) -
         load_examples(flat)
     with pytest.raises(ConfigurationError, match="cannot read"):
         load_examples(tmp_path / "missing.json")
+    text = tmp_path / "text.jsonl"
+    text.write_text('{"name": "billing", "examples": "refund"}\n')
+    with pytest.raises(ConfigurationError, match=r"text\.jsonl:1: 'examples' must be a list"):
+        load_examples(text)

@@ -75,3 +75,10 @@ def test_metrics_follow_their_definitions() -> None:
     }
     empty = routing_metrics([["a"]], [["a"]])
     assert (empty.oos_precision, empty.oos_recall) == (0.0, 0.0)
+
+
+def test_p95_is_the_nearest_rank_not_the_maximum() -> None:
+    """With 20 latencies, p95 is the 19th smallest (nearest rank), not the largest."""
+    m = routing_metrics([["a"]] * 20, [["a"]] * 20, latencies_ms=[float(i) for i in range(1, 21)])
+    assert m.p95_ms == 19.0
+    assert m.p50_ms == 10.5

@@ -646,15 +646,29 @@ class SkillIndex:
         except (OSError, ValueError) as exc:
             msg = f"{root}: not a skills index (no readable meta.json): {exc}"
             raise ConfigurationError(msg) from exc
-        if meta.get("format") != _FORMAT:
+        if not isinstance(meta, dict) or meta.get("format") != _FORMAT:
+            meta = meta if isinstance(meta, dict) else {}
             msg = f"{root}: index format {meta.get('format')!r} is not {_FORMAT}; rebuild it"
             raise ConfigurationError(msg)
-        if meta["embedder"] != embedder.name:
+        if meta.get("embedder") != embedder.name:
             msg = (
-                f"{root}: index was built with embedder {meta['embedder']!r}, not "
+                f"{root}: index was built with embedder {meta.get('embedder')!r}, not "
                 f"{embedder.name!r}; load it with the same embedder or rebuild"
             )
             raise ConfigurationError(msg)
+        try:
+            index = cls._read_parts(root, meta, embedder, mmap=mmap)
+        except (OSError, KeyError, TypeError, ValueError) as exc:
+            msg = f"{root}: skills index is incomplete or damaged ({exc!r}); rebuild it"
+            raise ConfigurationError(msg) from exc
+        index._build_ann()  # deterministic (seeded) and fast next to loading the vectors
+        return index
+
+    @classmethod
+    def _read_parts(
+        cls, root: Path, meta: dict[str, Any], embedder: Embedder, *, mmap: bool
+    ) -> SkillIndex:
+        """The arrays, lists and BM25 model of a saved index (before its ANN is built)."""
         index = cls(
             embedder, TextCaps(**meta["caps"]), k1=meta["k1"], b=meta["b"], **meta.get("ann", {})
         )
@@ -674,7 +688,6 @@ class SkillIndex:
             index._bm25 = bm25s.BM25.load(str(root / "bm25"), mmap=mmap, show_progress=False)
             index._vocab = dict(index._bm25.vocab_dict)
             index._prepare_postings()
-        index._build_ann()  # deterministic (seeded) and fast next to loading the vectors
         return index
 
     def memory_bytes(self) -> int:

@@ -181,7 +181,7 @@ class FeatureReranker:
     `fit_feature_reranker` fits them on your own `(query, candidates, gold)` lists.
 
     Args:
-        weights: A JSON file written by `FeatureReranker.save`, or a mapping with the same
+        weights: A JSON file written by `save_weights`, or a mapping with the same
             keys; default the shipped weights.
     """
 
@@ -197,18 +197,30 @@ class FeatureReranker:
                 msg = f"cannot read reranker weights {path}: {exc}"
                 raise ConfigurationError(msg) from exc
             self._source = path.name
-        if list(data.get("features", [])) != list(FEATURES):
+        if not isinstance(data, dict) or list(data.get("features") or []) != list(FEATURES):
+            got = data.get("features") if isinstance(data, dict) else type(data).__name__
             msg = (
-                f"reranker weights are for features {data.get('features')}, not "
+                f"reranker weights are for features {got}, not "
                 f"{list(FEATURES)}; refit them with fit_feature_reranker on lists from "
                 "training_lists (this version's features)"
             )
             raise ConfigurationError(msg)
+        try:
+            self.mean = np.asarray(data["mean"], dtype=np.float64)
+            self.scale = np.asarray(data["scale"], dtype=np.float64)
+            self.coef = np.asarray(data["coef"], dtype=np.float64)
+            self.calibration = (float(data["calibration"][0]), float(data["calibration"][1]))
+        except (KeyError, IndexError, TypeError, ValueError) as exc:
+            msg = f"reranker weights lack or garble mean/scale/coef/calibration ({exc!r})"
+            raise ConfigurationError(msg) from exc
+        shape = (len(FEATURES),)
+        if not self.mean.shape == self.scale.shape == self.coef.shape == shape:
+            msg = (
+                f"reranker weights need {len(FEATURES)} values each in mean, scale and coef; "
+                f"got {self.mean.shape}, {self.scale.shape}, {self.coef.shape}"
+            )
+            raise ConfigurationError(msg)
         self.data = data
-        self.mean = np.asarray(data["mean"], dtype=np.float64)
-        self.scale = np.asarray(data["scale"], dtype=np.float64)
-        self.coef = np.asarray(data["coef"], dtype=np.float64)
-        self.calibration = (float(data["calibration"][0]), float(data["calibration"][1]))
 
     @property
     def name(self) -> str:

@@ -67,7 +67,7 @@ def make_embedder(spec: str | Embedder) -> Embedder:
     """Resolve an embedder name (`minilm`, `static`, `st:<path>`, `litellm:<model>`).
 
     Raises:
-        ConfigurationError: Unknown name (with a did-you-mean hint).
+        ConfigurationError: Unknown name (with a did-you-mean hint), or a bad argument.
     """
     if not isinstance(spec, str):
         return spec
@@ -78,6 +78,11 @@ def make_embedder(spec: str | Embedder) -> Embedder:
         raise ConfigurationError(msg)
     if kind == "litellm" and not arg:
         msg = "embedder 'litellm' needs a model id, e.g. 'litellm:openai/text-embedding-3-small'"
+        raise ConfigurationError(msg)
+    if kind == "static" and arg and not (arg.isdigit() and int(arg) > 0):
+        msg = (
+            f"embedder {spec!r}: the static dimension must be a positive integer, e.g. 'static:256'"
+        )
         raise ConfigurationError(msg)
     return _EMBEDDERS[kind](arg)
 

@@ -1,11 +1,13 @@
 """Fitting `FeatureReranker` weights: listwise softmax loss, then a logistic calibration.
 
 ```python
-from agentroute.routing.skills import SkillIndex, fit_feature_reranker, training_lists
+from agentroute.routing.skills import (
+    FeatureReranker, fit_feature_reranker, save_weights, training_lists,
+)
 
 lists = training_lists(index, [(query, {gold ids}), ...], k=30)
-weights = fit_feature_reranker(lists)
-FeatureReranker(weights).save("my-reranker.json")
+save_weights(fit_feature_reranker(lists), "my-reranker.json")
+reranker = FeatureReranker("my-reranker.json")
 ```
 """
 

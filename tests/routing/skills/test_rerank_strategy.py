@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -283,6 +284,22 @@ def test_yaml_construction_and_bad_params() -> None:
         RetrieveRerank(reranker="featur")
     with pytest.raises(ConfigurationError, match="caps"):
         RetrieveRerank(caps={"body_chars": -1}, cache=False)
+    with pytest.raises(ConfigurationError, match="static dimension must be a positive integer"):
+        RetrieveRerank(embedder="static:abc", cache=False)
+
+
+def test_bad_reranker_weights_are_configuration_errors(tmp_path: Path) -> None:
+    """Weights that are not a mapping, lack a field, or have the wrong length fail clearly."""
+    good = dict(FeatureReranker().data)
+    listed = tmp_path / "list.json"
+    listed.write_text("[1, 2]")
+    with pytest.raises(ConfigurationError, match="are for features list"):
+        FeatureReranker(listed)
+    with pytest.raises(ConfigurationError, match="lack or garble"):
+        FeatureReranker({k: v for k, v in good.items() if k != "mean"})
+    with pytest.raises(ConfigurationError, match="values each in mean, scale and coef"):
+        FeatureReranker({**good, "coef": good["coef"][:-1]})
+    assert FeatureReranker(good).coef.shape == (len(good["features"]),)
 
 
 def test_a_rebuild_publishes_a_new_index_and_leaves_the_old_one_whole() -> None:

@@ -120,6 +120,12 @@ def test_save_load_round_trip_and_embedder_check(
         SkillIndex.load(tmp_path / "idx", FakeEmbedder(name="other"))
     with pytest.raises(ConfigurationError, match="not a skills index"):
         SkillIndex.load(tmp_path, fake_embedder)
+    (tmp_path / "idx" / "starts.npy").unlink()
+    with pytest.raises(ConfigurationError, match="incomplete or damaged"):
+        SkillIndex.load(tmp_path / "idx", fake_embedder)
+    (tmp_path / "idx" / "meta.json").write_text("[1, 2]")
+    with pytest.raises(ConfigurationError, match="index format None"):
+        SkillIndex.load(tmp_path / "idx", fake_embedder)
 
 
 def test_allowed_restricts_candidates(pool: list[SkillRecord], fake_embedder: FakeEmbedder) -> None:
