@@ -183,6 +183,7 @@ class BudgetSwitch:
         self._tiers: tuple[str, ...] | None = None
         self._tier_models: dict[str, str] = {}
         self._score_cache: OrderedDict[str, DifficultyScore] = OrderedDict()
+        self._score_epoch = 0  # bumped whenever learned state changes every score
         self._routed: OrderedDict[str, tuple[str, bool]] = OrderedDict()
 
     # -- constructors ------------------------------------------------------------------------
@@ -267,7 +268,7 @@ class BudgetSwitch:
         refresh = getattr(self.scorer, "refresh", None)
         if not callable(refresh) or not refresh():
             return False
-        self._score_cache.clear()
+        self._clear_scores()
         return True
 
     def validate(self, registry: Registry, agents: Sequence[str] = ()) -> None:
@@ -318,7 +319,7 @@ class BudgetSwitch:
                     )
                     raise ConfigurationError(msg) from exc
                 self._memory_key = key
-                self._score_cache.clear()
+                self._clear_scores()
             if not self.scorer.fitted and self.cold_start is None:
                 msg = (
                     f"budget-switch: the {self.scorer_name!r} scorer has no data; pass "
@@ -550,12 +551,19 @@ class BudgetSwitch:
             return [min(x, top) for x in base[:-1]] + [top], "metadata.strong_share"
         return base, "params"
 
+    def _clear_scores(self) -> None:
+        self._score_cache.clear()
+        self._score_epoch += 1
+
     async def _score(self, text: str) -> DifficultyScore:
         cached = self._score_cache.get(text)
         if cached is not None:
             return cached
+        epoch = self._score_epoch
         # Embedding is CPU work: keep it off the event loop.
         score = (await asyncio.to_thread(self.scorer.score, [text]))[0]
+        if epoch != self._score_epoch:
+            return score  # learned state changed meanwhile: use it once, never cache it
         self._score_cache[text] = score
         while len(self._score_cache) > 4096:
             self._score_cache.popitem(last=False)
@@ -639,7 +647,7 @@ class BudgetSwitch:
                 await asyncio.to_thread(self.scorer.update, text, cheap=outcome.score)
         finally:
             # The update may also bring in other processes' outcomes: every score can change.
-            self._score_cache.clear()
+            self._clear_scores()
         log.debug("budget_switch_learned", run_id=outcome.run_id, strong=strong)
 
 

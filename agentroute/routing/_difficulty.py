@@ -973,6 +973,7 @@ class EnsembleScorer:
         self.weight_: float = 0.5 if weight == "auto" else float(weight)
         self.cv_: dict[str, float] = {}
         self._replayed: set[str] = set()
+        self._replay_lock = threading.Lock()
 
     @property
     def embedder(self) -> Embedder:
@@ -1203,10 +1204,14 @@ class EnsembleScorer:
         # once each, in memory order.
         if not self.logistic.fitted:
             return
-        for item in self.knn.online_items:
-            if item.id not in self._replayed:
-                self._replayed.add(item.id)
-                self.logistic.update(item.text, cheap=item.cheap, strong=item.strong)
+        with self._replay_lock:  # feedback arrives from worker threads
+            online = self.knn.online_items
+            for item in online:
+                if item.id not in self._replayed:
+                    self._replayed.add(item.id)
+                    self.logistic.update(item.text, cheap=item.cheap, strong=item.strong)
+            # Forget ids that left the bounded memory: the set stays as small as the memory.
+            self._replayed &= {item.id for item in online}
 
 
 _SCORERS: dict[str, Callable[..., DifficultyScorer]] = {

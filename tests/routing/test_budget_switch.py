@@ -439,3 +439,27 @@ def test_a_key_holding_something_else_is_a_configuration_error() -> None:
     assert switch.memory_key is None
     scorer.update("proof of it", cheap=0.0, strong=1.0)
     assert scorer.size == 1
+
+
+async def test_a_score_computed_across_a_learning_update_is_not_cached() -> None:
+    """A score that was being computed while feedback changed the memory is used, not kept."""
+    import threading
+
+    release = threading.Event()
+    scorer = _fitted_knn()
+    real_score = scorer.score
+
+    def slow_score(texts: Any) -> Any:
+        release.wait(5)
+        return real_score(texts)
+
+    scorer.score = slow_score  # type: ignore[method-assign]
+    switch = BudgetSwitch.threshold(scorer, t=0.6)
+    pending = asyncio.create_task(switch._score("proof of it"))
+    await asyncio.sleep(0.01)
+    switch._clear_scores()  # what `learn` does once an outcome is in the memory
+    release.set()
+    assert (await pending).value > 0.5
+    assert "proof of it" not in switch._score_cache
+    await switch._score("proof of it")
+    assert "proof of it" in switch._score_cache
