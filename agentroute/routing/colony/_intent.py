@@ -28,6 +28,7 @@ import numpy as np
 import structlog
 
 from agentroute.registry import TaskSpec
+from agentroute.routing._agent_scoring import softmax
 from agentroute.routing._protocol import Complete
 from agentroute.routing.embeddings import Embedder, Matrix
 from agentroute.routing.embeddings._default import default_embedder
@@ -129,14 +130,6 @@ class IntentModel(Protocol):
         ...
 
 
-def _softmax(scores: np.ndarray, temperature: float) -> np.ndarray:
-    z = scores / max(temperature, 1e-9)
-    z = z - z.max()
-    e = np.exp(z)
-    out: np.ndarray = e / e.sum()
-    return out
-
-
 class EmbeddingIntent:
     """Offline intent: similarity of the query to each task's example utterances, softmaxed.
 
@@ -201,7 +194,7 @@ class EmbeddingIntent:
 
     def mixture_from_scores(self, scores: np.ndarray, tasks: Sequence[str]) -> Mixture:
         """Softmax of similarity scores into a mixture."""
-        probs = _softmax(scores, self.temperature)
+        probs = softmax(scores, self.temperature)[0]
         return Mixture(
             weights={t: float(p) for t, p in zip(tasks, probs, strict=True)},
             source=self.name,
@@ -357,7 +350,7 @@ class OnlineClusterIntent:
                 self.centroids[j] = c / (np.linalg.norm(c) or 1.0)
             full = np.full(self.k, -1.0)
             full[: sims.size] = sims
-        probs = _softmax(full, self.temperature)
+        probs = softmax(full, self.temperature)[0]
         return Mixture(
             weights={t: float(p) for t, p in zip(names, probs, strict=True)},
             source=self.name,

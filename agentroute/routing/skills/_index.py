@@ -24,13 +24,13 @@ import structlog
 
 from agentroute.errors import ConfigurationError
 from agentroute.routing.embeddings import Embedder, Matrix
+from agentroute.routing.embeddings._sentence_transformers import EMBEDDINGS_EXTRA
 from agentroute.routing.skills._text import SkillText, TextCaps, tokenize
 
 __all__ = ["IndexReport", "Retrieved", "SkillIndex", "SkillLike", "progress_bar"]
 
 _log = structlog.get_logger(__name__)
 _FORMAT = 2
-_EXTRA = "pip install 'agentroute[embeddings]'"
 
 
 @runtime_checkable
@@ -402,7 +402,7 @@ class SkillIndex:
         try:
             import bm25s
         except ImportError as exc:
-            msg = f"the skills index needs bm25s: {_EXTRA}"
+            msg = f"the skills index needs bm25s: {EMBEDDINGS_EXTRA}"
             raise ImportError(msg) from exc
         corpus = [tokenize(t) or ["\x00empty"] for t in lexical]
         model = bm25s.BM25(k1=self.k1, b=self.b)

@@ -23,6 +23,7 @@ import structlog
 
 from agentroute.errors import ConfigurationError
 from agentroute.routing._protocol import Complete
+from agentroute.routing.embeddings._sentence_transformers import EMBEDDINGS_EXTRA
 from agentroute.routing.skills._index import Retrieved, SkillIndex
 from agentroute.routing.skills._text import tokenize
 
@@ -38,7 +39,6 @@ __all__ = [
 ]
 
 _log = structlog.get_logger(__name__)
-_EXTRA = "pip install 'agentroute[embeddings]'"
 
 FEATURES = (
     "dense_gap",
@@ -416,7 +416,7 @@ class CrossEncoderReranker:
                 try:
                     from sentence_transformers import CrossEncoder
                 except ImportError as exc:
-                    msg = f"CrossEncoderReranker needs sentence-transformers: {_EXTRA}"
+                    msg = f"CrossEncoderReranker needs sentence-transformers: {EMBEDDINGS_EXTRA}"
                     raise ImportError(msg) from exc
                 self._model = CrossEncoder(self.model, max_length=self.max_length)
             return self._model

@@ -35,11 +35,11 @@ from agentroute.routing.embeddings import (
     limit_threads,
     normalize,
 )
+from agentroute.routing.embeddings._sentence_transformers import EMBEDDINGS_EXTRA
 
 __all__ = ["StaticEmbedder", "distill_static_model", "static_model_dir"]
 
 _log = structlog.get_logger(__name__)
-_EXTRA = "pip install 'agentroute[embeddings]'"
 _PRETOKEN = re.compile(r"\w+|[^\w\s]", re.UNICODE)
 _RECIPE = "model2vec-style: single-token MiniLM pass, PCA, log(1+rank) weights"
 
@@ -84,7 +84,10 @@ def distill_static_model(
         from sklearn.decomposition import PCA
         from transformers import AutoModel, AutoTokenizer
     except ImportError as exc:
-        msg = f"distilling the static model needs torch, transformers and scikit-learn: {_EXTRA}"
+        msg = (
+            "distilling the static model needs torch, transformers and scikit-learn: "
+            f"{EMBEDDINGS_EXTRA}"
+        )
         raise ImportError(msg) from exc
     source = bundled_minilm_path()
     tokenizer: Any = AutoTokenizer.from_pretrained(str(source))
@@ -159,7 +162,7 @@ class StaticEmbedder:
                 try:
                     from tokenizers import Tokenizer
                 except ImportError as exc:  # pragma: no cover - ships with the extra
-                    msg = f"StaticEmbedder needs the tokenizers package: {_EXTRA}"
+                    msg = f"StaticEmbedder needs the tokenizers package: {EMBEDDINGS_EXTRA}"
                     raise ImportError(msg) from exc
                 path = self.path
                 if not (path / "embeddings.npy").exists():
