@@ -17,9 +17,11 @@ is affordable the cheapest tier is chosen and marked `exhausted`: its reservatio
 the run ends with status `budget_exhausted`. The ledger's reservation is the hard guarantee; this
 check only avoids asking for what cannot be paid.
 
-Every decision's evidence records the policy, the score and its threshold, the budget before the
-call and after it at the estimated cost, and the estimated cost; the model-call records of the
-same step and branch carry the estimated and actual cost of each call.
+Every decision's evidence records the policy, the score and its threshold, the version of the
+scorer's online memory the score was computed from (`memory_version`; `None` for scorers without
+a stored memory), the budget before the call and after it at the estimated cost, and the
+estimated cost; the model-call records of the same step and branch carry the estimated and
+actual cost of each call.
 """
 
 from __future__ import annotations
@@ -507,7 +509,12 @@ class BudgetSwitch:
             return _Choice(
                 tiers.index(self.cold_start),
                 f"cold start: the scorer has no data yet, using {self.cold_start!r}",
-                {"score": None, "threshold": thresholds, "threshold_source": source},
+                {
+                    "score": None,
+                    "threshold": thresholds,
+                    "threshold_source": source,
+                    "memory_version": None,
+                },
             )
         score = await self._score(ctx.task)
         index = sum(score.value > t for t in thresholds)
@@ -523,6 +530,9 @@ class BudgetSwitch:
                 "p_strong": round(score.p_strong, 6),
                 "threshold": shown,
                 "threshold_source": source,
+                # Taken from the score, not the scorer: a cached score names the memory it
+                # was computed from even if the scorer has moved on since.
+                "memory_version": score.memory_version,
                 "scorer": self.scorer_name,
                 "scorer_evidence": score.evidence,
             },

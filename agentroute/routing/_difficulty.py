@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -133,6 +133,10 @@ class DifficultyScore:
     """Predicted quality of the strong tier's answer."""
     evidence: dict[str, Any] = field(default_factory=dict)
     """Neighbours or features that decided, JSON-ready."""
+    memory_version: int | None = None
+    """Store version of the kNN online memory the score was computed from (0 = bound, nothing
+    stored yet); `None` for a scorer without a stored memory (logistic, or a kNN scorer never
+    bound to a store)."""
 
 
 @runtime_checkable
@@ -249,6 +253,10 @@ class _Memory:
     texts: list[str]
     cheap: _F
     strong: _F
+    version: int | None = None
+    """Store version of the online memory in these rows; `None` when no store is bound."""
+    unstored: int = 0
+    """Online outcomes in these rows that the stored version does not hold yet."""
 
     @classmethod
     def empty(cls) -> _Memory:
@@ -592,7 +600,9 @@ class KnnScorer:
                         "temperature": self.temperature_,
                         "multiscale": self.multiscale_,
                         "neighbours": neighbours,
+                        "unstored_outcomes": mem.unstored,
                     },
+                    memory_version=mem.version,
                 )
             )
         return out
@@ -697,8 +707,9 @@ class KnnScorer:
             ]
         # Outcomes not stored yet stay in use until a write takes them.
         stored = {i.id for i in items}
-        self._set_online([*items, *(i for i in self._pending if i.id not in stored)])
+        # Set first: `_set_online` stamps the new rows with it.
         self._memory_version = snapshot.version
+        self._set_online([*items, *(i for i in self._pending if i.id not in stored)])
 
     def _set_online(self, items: Sequence[MemoryItem], *, rebuild: bool = False) -> None:
         """Make `items` the online memory (the newest `memory_limit`), after the fitted rows."""
@@ -711,8 +722,15 @@ class KnnScorer:
             fresh, mem = items, self._base
         if fresh:
             mem = mem.extended(self._prep(np.stack([i.vector for i in fresh])), fresh)
+        pending = {i.id for i in self._pending}
         self._online = items
-        self._mem = mem
+        # The version travels in the object a query reads, so a score always names the version
+        # of the rows it was computed from, even while an update swaps them.
+        self._mem = replace(
+            mem,
+            version=self._memory_version if self._book is not None else None,
+            unstored=sum(i.id in pending for i in items),
+        )
 
 
 def _round(v: float) -> float | None:
@@ -1162,6 +1180,7 @@ class EnsembleScorer:
                     p_cheap=float(pc[i]),
                     p_strong=float(ps[i]),
                     evidence=evidence,
+                    memory_version=x.memory_version,
                 )
             )
         return out

@@ -296,29 +296,36 @@ class ReasoningRouter:
 
     async def _shortlist(
         self, ctx: RoutingContext
-    ) -> tuple[list[str], dict[str, float | None], dict[str, Any]]:
-        """The candidates that go into the prompt, their shortlist scores, and evidence."""
+    ) -> tuple[list[str], str, dict[str, float | None], dict[str, Any]]:
+        """The candidates that go into the prompt, that prompt, their shortlist scores, evidence.
+
+        Each prompt is built once: the one measured to decide whether it fits is the one sent.
+        """
         agents = list(ctx.candidates)
         budget_tokens = int(self._window(ctx.registry) * 0.75) - self.max_tokens
-        fits = len(self.build_prompt(ctx, agents)) // _CHARS_PER_TOKEN <= budget_tokens
-        if len(agents) <= self.shortlist and fits:
-            return agents, {}, {"shortlisted": False}
+
+        def fits(text: str) -> bool:
+            return len(text) // _CHARS_PER_TOKEN <= budget_tokens
+
+        full = self.build_prompt(ctx, agents)
+        if len(agents) <= self.shortlist and fits(full):
+            return agents, full, {}, {"shortlisted": False}
         decision = await self.shortlister.route(ctx)
         ranked = [c.name for c in decision.candidates if c.name in ctx.candidates]
         ranked += [a for a in decision.agents if a not in ranked]
         scores = {c.name: c.score for c in decision.candidates}
         keep = ranked[: self.shortlist]
-        while len(keep) > 1 and len(self.build_prompt(ctx, keep)) // _CHARS_PER_TOKEN > (
-            budget_tokens
-        ):
+        prompt = full if keep == agents else self.build_prompt(ctx, keep)
+        while len(keep) > 1 and not fits(prompt):
             keep = keep[: max(1, len(keep) * 3 // 4)]
+            prompt = self.build_prompt(ctx, keep)
         info = {
             "shortlisted": True,
             "shortlister": describe_strategy(self.shortlister)["strategy"],
             "from": len(agents),
             "kept": len(keep),
         }
-        return keep, {a: scores.get(a) for a in keep}, info
+        return keep, prompt, {a: scores.get(a) for a in keep}, info
 
     # -- routing -----------------------------------------------------------------------------------
 
@@ -328,13 +335,12 @@ class ReasoningRouter:
             return RouteDecision.abstain("no candidate agents")
         evidence: dict[str, Any] = {"model": self.model, "attempts": [], "repair": False}
         try:
-            agents, scores, info = await self._shortlist(ctx)
+            agents, prompt, scores, info = await self._shortlist(ctx)
         except Exception as exc:  # the shortlister's embedder may be missing or broken
             evidence["shortlist_error"] = f"{type(exc).__name__}: {exc}"
             return await self._fall_back(ctx, evidence, f"shortlisting failed ({exc})")
         evidence.update(info)
         evidence["prompt_agents"] = len(agents)
-        prompt = self.build_prompt(ctx, agents)
         messages: list[dict[str, str]] = [{"role": "user", "content": prompt}]
         tries = 2 if self.repair else 1
         last_error = ""

@@ -20,7 +20,7 @@ import agentroute as ar
 from agentroute.errors import StoreError
 from agentroute.routing import Static
 from agentroute.routing._budget_switch import BudgetSwitch
-from agentroute.routing._difficulty import EnsembleScorer, KnnScorer
+from agentroute.routing._difficulty import EnsembleScorer, KnnScorer, LogisticScorer
 from agentroute.routing._difficulty_features import HashingEmbedder
 from agentroute.routing._difficulty_memory import (
     MEMORY_FORMAT,
@@ -411,6 +411,11 @@ def test_the_ensemble_binds_its_knn_memory_and_replays_it_into_the_logistic_memb
 
 
 def _switch_router(store: TraceStore) -> tuple[ar.Router, KnnScorer]:
+    scorer = _knn()
+    return _router_with(store, BudgetSwitch.threshold(scorer, t=0.6, key=KEY)), scorer
+
+
+def _router_with(store: TraceStore, switch: BudgetSwitch) -> ar.Router:
     reg = ar.Registry()
     reg.model("cheap", "m/cheap", tier="cheap", input_price_per_mtok=0.1, output_price_per_mtok=0.4)
     reg.model(
@@ -422,16 +427,15 @@ def _switch_router(store: TraceStore) -> tuple[ar.Router, KnnScorer]:
         """Answers."""
         return await ctx.complete(task)
 
-    scorer = _knn()
     router = ar.Router(
         reg,
         agent=Static("solver"),
-        model=BudgetSwitch.threshold(scorer, t=0.6, key=KEY),
+        model=switch,
         store=store,
         client=ScriptedModelClient(default="ok"),
     )
     router.compile()
-    return router, scorer
+    return router
 
 
 def test_router_feedback_lands_in_the_store_and_a_second_router_routes_with_it(
@@ -453,6 +457,91 @@ def test_router_feedback_lands_in_the_store_and_a_second_router_routes_with_it(
     first = decision.evidence["scorer_evidence"]["neighbours"][0]
     assert first["text"] == "riddle of the sphinx"
     assert decision.evidence["threshold_source"] == "params"
+
+
+@pytest.mark.parametrize("kind", ["knn", "ensemble"])
+def test_each_decision_records_the_memory_version_it_was_scored_with(
+    store: TraceStore, kind: str
+) -> None:
+    """A decision's evidence names the kNN memory version its score was computed from.
+
+    Feedback between two decisions stores a new memory version: the two decisions record
+    different versions, each equal to the memory's version when the scorer ran (0 = bound,
+    nothing stored yet). Exact replay still matches: it compares decisions, not evidence.
+    """
+    scorer: KnnScorer | EnsembleScorer = (
+        _knn() if kind == "knn" else EnsembleScorer(HashingEmbedder()).fit(*_data())
+    )
+    knn = scorer if isinstance(scorer, KnnScorer) else scorer.knn
+    router = _router_with(store, BudgetSwitch.threshold(scorer, t=0.6, key=KEY))
+    seen: list[int] = []
+    real_score = scorer.score
+
+    def spy(texts: Any) -> Any:
+        seen.append(knn.memory_version)
+        return real_score(texts)
+
+    scorer.score = spy  # type: ignore[method-assign]
+
+    def model_decision(run_id: str) -> Any:
+        return next(d for d in router.trace(run_id).decisions if d.slot == "model")
+
+    first = router.run_sync("riddle of the sphinx")
+    asyncio.run(router.feedback(first.run_id, score=0.0))
+    second = router.run_sync("riddle of the sphinx")
+    before, after = model_decision(first.run_id), model_decision(second.run_id)
+    assert seen == [0, 1]
+    assert before.evidence["memory_version"] == 0
+    assert after.evidence["memory_version"] == 1
+    assert KnnMemoryBook(store, KEY).latest_version() == 1
+    knn_evidence = after.evidence["scorer_evidence"]
+    knn_evidence = knn_evidence if kind == "knn" else knn_evidence["knn"]
+    assert knn_evidence["unstored_outcomes"] == 0
+    report = ar.replay_sync(second.run_id, router)
+    assert report.mode == "exact"
+    assert report.identical
+
+
+def test_a_score_names_the_stored_version_and_counts_outcomes_it_does_not_hold() -> None:
+    """While an outcome's write has failed, scores name the last stored version plus 1 unstored.
+
+    So an audit can tell that the memory which decided was that version and something more;
+    once the next write stores it, the new version is named and nothing is unstored.
+    """
+    store = _BrokenStore()
+    scorer = _knn()
+    scorer.bind_store(store, KEY)
+    scorer.update("stored first", strong=1.0)
+    store.broken = True
+    with pytest.raises(StoreError):
+        scorer.update("learned while down", strong=1.0)
+    during = scorer.score(["a riddle"])[0]
+    assert (during.memory_version, during.evidence["unstored_outcomes"]) == (1, 1)
+    store.broken = False
+    scorer.update("learned after", strong=0.0)
+    after = scorer.score(["a riddle"])[0]
+    assert (after.memory_version, after.evidence["unstored_outcomes"]) == (2, 0)
+
+
+def test_scorers_without_a_stored_memory_record_no_memory_version() -> None:
+    """Logistic scores, an unbound kNN scorer's scores and cold starts record `None`."""
+    logistic = LogisticScorer(HashingEmbedder()).fit(*_data())
+    assert logistic.score(["a riddle"])[0].memory_version is None
+    unbound = _knn()
+    assert unbound.score(["a riddle"])[0].memory_version is None
+    unbound.update("a riddle", strong=1.0)
+    score = unbound.score(["a riddle"])[0]
+    assert score.memory_version is None
+    assert score.evidence["unstored_outcomes"] == 1
+    for switch in (
+        BudgetSwitch.threshold(logistic, t=0.6),
+        BudgetSwitch.threshold(KnnScorer(HashingEmbedder()), t=0.6, cold_start="cheap"),
+    ):
+        router = _router_with(InMemoryTraceStore(), switch)
+        run = router.run_sync("riddle of the sphinx")
+        decision = next(d for d in router.trace(run.run_id).decisions if d.slot == "model")
+        assert "memory_version" in decision.evidence
+        assert decision.evidence["memory_version"] is None
 
 
 _CHILD = """

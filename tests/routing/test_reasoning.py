@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -226,6 +227,85 @@ async def test_five_hundred_agents_are_shortlisted_to_fit_the_window() -> None:
     assert decision.evidence["from"] == 500
     assert decision.evidence["prompt_agents"] <= 20
     assert len(captured[0]) // 4 <= 2000 * 0.75
+
+
+class CountingReasoningRouter(ReasoningRouter):
+    """A `ReasoningRouter` that records the agent list of every prompt it builds."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.built: list[tuple[str, ...]] = []
+
+    def build_prompt(self, ctx: RoutingContext, agents: Sequence[str]) -> str:
+        """Record `agents`, then build as usual."""
+        self.built.append(tuple(agents))
+        return super().build_prompt(ctx, agents)
+
+
+def _context(reg: ar.Registry, client: ScriptedModelClient, task: str) -> RoutingContext:
+    return RoutingContext(
+        run_id="r",
+        step=0,
+        slot="agent",
+        task=task,
+        registry=reg,
+        candidates=tuple(reg.agents),
+        complete=_complete_via(client, reg),
+    )
+
+
+async def test_the_prompt_is_built_once_per_decision(registry: ar.Registry) -> None:
+    """Without shortlisting, each decision builds its prompt once: the one measured is sent.
+
+    Building it a second time for the call (as measuring and calling used to) is caught by the
+    build count; the prompt sent is exactly what `build_prompt` gives for the candidates.
+    """
+    client = scripted("<Reason>A charge.</Reason><ID>billing</ID>")
+    strategy = CountingReasoningRouter(model="strong")
+    ctx = _context(registry, client, "I was charged twice")
+    first = await strategy.route(ctx)
+    assert first.agents == ("billing",)
+    assert first.evidence["shortlisted"] is False
+    assert strategy.built == [tuple(registry.agents)]
+    await strategy.route(ctx)
+    assert len(strategy.built) == 2  # one build per decision, not two
+    expected = ReasoningRouter(model="strong").build_prompt(ctx, tuple(registry.agents))
+    assert [r.messages[-1].content for r in client.requests] == [expected, expected]
+
+
+async def test_a_shortlisted_prompt_is_built_once_and_is_the_one_sent() -> None:
+    """When shortlisting trims the agents, no agent list is built twice.
+
+    The last prompt measured (the one that fits) is the prompt sent, for exactly the agents the
+    evidence counts.
+    """
+    reg = ar.Registry()
+    reg.model("strong", "openai/gpt-4o", input_price_per_mtok=1, output_price_per_mtok=1)
+    for i in range(500):
+        reg.agent(name=f"agent{i}", description=f"handles topic{i} questions about item{i}")(
+            lambda ctx, task: "ok"
+        )
+    client = ScriptedModelClient(
+        [(r"Router Agent", "<Reason>topic 7</Reason><ID>agent7</ID>")], default="ok"
+    )
+    strategy = CountingReasoningRouter(
+        model="strong",
+        shortlist=20,
+        context_tokens=1000,
+        max_tokens=200,
+        shortlister=DescriptionRouter(embedder=WordsEmbedder()),
+    )
+    ctx = _context(reg, client, "question about topic7 and item7")
+    decision = await strategy.route(ctx)
+    assert decision.agents == ("agent7",)
+    assert decision.evidence["shortlisted"] is True
+    assert len(strategy.built) >= 3  # all 500, the first 20, then at least one trim
+    assert len(set(strategy.built)) == len(strategy.built)
+    sent_agents = strategy.built[-1]
+    assert len(sent_agents) == decision.evidence["prompt_agents"] == decision.evidence["kept"]
+    sent = client.requests[0].messages[-1].content
+    assert sent == ReasoningRouter(model="strong").build_prompt(ctx, sent_agents)
+    assert len(sent) // 4 <= 1000 * 0.75 - 200
 
 
 def _complete_via(client: ScriptedModelClient, reg: ar.Registry) -> Any:

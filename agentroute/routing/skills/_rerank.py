@@ -15,13 +15,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
 import structlog
 
-from agentroute.errors import ConfigurationError
+from agentroute.errors import ConfigurationError, did_you_mean
 from agentroute.routing._protocol import Complete
 from agentroute.routing.embeddings._sentence_transformers import EMBEDDINGS_EXTRA
 from agentroute.routing.skills._index import Retrieved, SkillIndex
@@ -377,17 +377,67 @@ class LLMReranker:
 # -- the cross-encoder reranker --------------------------------------------------------------
 
 
+_ACTIVATIONS = ("auto", "sigmoid", "none")
+_PROBABILITY_ACTIVATIONS = frozenset({"sigmoid", "softmax"})
+"""Names of model activations whose outputs are already in `[0, 1]`."""
+_UNSET = object()
+
+
+def _model_activation(model: Any) -> Literal["sigmoid", "none"] | None:
+    """What `model`'s configured activation leaves to do; `None` when it does not say.
+
+    sentence-transformers >= 4 keeps the activation `predict` applies in `activation_fn`
+    (`Sigmoid` for single-label models, `Identity` otherwise, unless the model's config names
+    another); earlier versions kept it in `default_activation_function`, now a deprecated alias
+    that is read only when `activation_fn` is absent.
+    """
+    fn = getattr(model, "activation_fn", _UNSET)
+    if fn is _UNSET:
+        fn = getattr(model, "default_activation_function", _UNSET)
+    if fn is _UNSET:
+        return None
+    if fn is None:
+        return "sigmoid"  # predict returns the raw logits
+    names = {type(fn).__name__.lower(), str(getattr(fn, "__name__", "")).lower()}
+    if names & _PROBABILITY_ACTIVATIONS:
+        return "none"
+    if "identity" in names:
+        return "sigmoid"
+    return None
+
+
 class CrossEncoderReranker:
     """A sentence-transformers `CrossEncoder` you provide (a local path or hub id).
 
-    Each `(query, "name | description | body")` pair is scored; logits are mapped to `[0, 1]`
-    with a sigmoid.
+    Each `(query, "name | description | body")` pair is scored, and the outputs are turned into
+    relevances in `[0, 1]` the same way for every query, so `min_relevance` keeps one meaning
+    for the model's lifetime.
 
     Args:
         model: Path or id of a cross-encoder (e.g. an MS MARCO MiniLM cross-encoder).
         body_chars: Characters of the body in each pair.
         max_length: Token window of the model.
         batch_size: Pairs per forward pass.
+        activation: How outputs become relevances, decided once per model:
+
+            - `"sigmoid"`: the outputs are logits; a sigmoid maps them to `[0, 1]`.
+            - `"none"`: the outputs already are probabilities and are used as they are; an
+              output outside `[0, 1]` fails the rerank (the strategy falls back to stage 1).
+            - `"auto"` (default): follow the model's own activation
+              (`CrossEncoder.activation_fn`): a sigmoid or softmax means `"none"`, an identity
+              (raw logits) means `"sigmoid"`. When the model names another activation, the
+              first scored batch decides (`"sigmoid"` when any output lies outside `[0, 1]`)
+              and the decision holds for the model's lifetime; set `activation` explicitly
+              when that guess could go wrong.
+
+    Attributes:
+        applied_activation: `"sigmoid"` or `"none"` once decided (`None` before, in `"auto"`
+            mode until the model is loaded or a first batch is scored).
+        activation_source: Where the decision came from: `"configured"`, `"model"` (its
+            activation), `"first batch"`, or `None` before it is made.
+
+    Raises:
+        ConfigurationError: `activation` is not `"auto"`, `"sigmoid"` or `"none"`.
     """
 
     def __init__(
@@ -397,11 +447,25 @@ class CrossEncoderReranker:
         body_chars: int = 2000,
         max_length: int = 512,
         batch_size: int = 16,
+        activation: Literal["auto", "sigmoid", "none"] = "auto",
     ) -> None:
+        if activation not in _ACTIVATIONS:
+            msg = (
+                f"CrossEncoderReranker activation {activation!r} is unknown"
+                f"{did_you_mean(str(activation), _ACTIVATIONS)}; use 'sigmoid' for a model "
+                "that outputs logits, 'none' for one that outputs probabilities in [0, 1], or "
+                "'auto' to follow the model's own activation"
+            )
+            raise ConfigurationError(msg)
         self.model = str(model)
         self.body_chars = body_chars
         self.max_length = max_length
         self.batch_size = batch_size
+        self.activation = activation
+        self.applied_activation: Literal["sigmoid", "none"] | None = (
+            None if activation == "auto" else activation
+        )
+        self.activation_source: str | None = None if activation == "auto" else "configured"
         self._model: Any = None
         self._lock = threading.Lock()
 
@@ -418,19 +482,53 @@ class CrossEncoderReranker:
                 except ImportError as exc:
                     msg = f"CrossEncoderReranker needs sentence-transformers: {EMBEDDINGS_EXTRA}"
                     raise ImportError(msg) from exc
-                self._model = CrossEncoder(self.model, max_length=self.max_length)
+                model = CrossEncoder(self.model, max_length=self.max_length)
+                if self.applied_activation is None:
+                    decided = _model_activation(model)
+                    if decided is not None:
+                        self._decide(decided, "model")
+                self._model = model
             return self._model
 
+    def _decide(self, applied: Literal["sigmoid", "none"], source: str) -> None:
+        """Record the activation decision (the caller holds `_lock`)."""
+        self.applied_activation, self.activation_source = applied, source
+        _log.debug(
+            "cross-encoder activation decided", model=self.model, applied=applied, source=source
+        )
+
+    def _activation_for(self, values: npt.NDArray[np.float64]) -> Literal["sigmoid", "none"]:
+        """The activation to apply, deciding from this first batch when nothing else did."""
+        with self._lock:
+            applied = self.applied_activation
+            if applied is None:
+                applied = "sigmoid" if values.min() < 0.0 or values.max() > 1.0 else "none"
+                self._decide(applied, "first batch")
+            return applied
+
     def score_pairs(self, query: str, documents: Sequence[str]) -> list[float]:
-        """Relevance of each document to `query` (synchronous)."""
+        """Relevance of each document to `query` (synchronous).
+
+        Raises:
+            ValueError: An output lies outside `[0, 1]` although no activation is applied
+                (`activation="none"`, or `"auto"` decided so).
+        """
         if not documents:
             return []
         raw = self._load().predict(
             [(query, d) for d in documents], batch_size=self.batch_size, show_progress_bar=False
         )
         values = np.asarray(raw, dtype=np.float64).reshape(len(documents), -1)[:, -1]
-        if values.min() < 0.0 or values.max() > 1.0:
+        if self._activation_for(values) == "sigmoid":
             values = 1.0 / (1.0 + np.exp(-np.clip(values, -30, 30)))
+        elif values.min() < 0.0 or values.max() > 1.0:
+            worst = float(values[np.argmax(np.abs(values - 0.5))])
+            msg = (
+                f"cross-encoder {self.name} output {worst:.4g}, outside [0, 1], with no "
+                f"activation applied (decided by: {self.activation_source}); construct "
+                "CrossEncoderReranker with activation='sigmoid' if the model outputs logits"
+            )
+            raise ValueError(msg)
         return [float(v) for v in values]
 
     async def rerank(self, request: RerankRequest) -> list[float]:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import sys
+import types
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 
 import agentroute as ar
@@ -14,6 +18,7 @@ from agentroute.errors import ConfigurationError
 from agentroute.routing import RoutingContext, build_strategy
 from agentroute.routing.skills import (
     FEATURES,
+    CrossEncoderReranker,
     FeatureReranker,
     LLMReranker,
     RetrieveRerank,
@@ -24,6 +29,7 @@ from agentroute.routing.skills import (
     parse_ranking,
     training_lists,
 )
+from agentroute.routing.skills import _index as skills_index
 from agentroute.testing import ScriptedModelClient, capture_traces
 
 from .conftest import FakeEmbedder
@@ -318,3 +324,159 @@ def test_a_rebuild_publishes_a_new_index_and_leaves_the_old_one_whole() -> None:
     assert "gift-cards" in second.ids
     assert first.ids == ids_before
     assert len(first.vectors) == int(first.starts[-1])
+
+
+def _comparable(decision: ar.RouteDecision) -> tuple[Any, ...]:
+    """A decision without its timings (which differ from run to run)."""
+    evidence = {k: v for k, v in decision.evidence.items() if k != "timings_ms"}
+    return decision.skills, decision.reason, decision.candidates, evidence
+
+
+async def test_routes_with_the_same_candidates_build_the_allowed_mask_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An undeclared agent's whole-pool mask is built once, not per decision.
+
+    Decisions equal those made with the mask cache off. After a registry change (a rebuilt
+    index) even an unchanged candidate list gets a new mask, and decisions equal a fresh
+    strategy's.
+    """
+    tasks = ["My parcel was lost", "refund my money", "compose a haiku", "reset my codes"]
+    declared = ("lost-package", "two-factor")
+
+    async def decide(strategy: RetrieveRerank, reg: ar.Registry) -> list[tuple[Any, ...]]:
+        # `_ctx` builds a new candidates tuple per decision, as the runtime does.
+        out = []
+        for task in tasks:
+            ctx = _ctx(reg, task)
+            out.append(_comparable(await strategy.route(ctx)))
+            subset = dataclasses.replace(ctx, candidates=tuple(declared))
+            out.append(_comparable(await strategy.route(subset)))
+        return out
+
+    def strategy() -> RetrieveRerank:
+        return RetrieveRerank(k=3, n=2, embedder=FakeEmbedder(), cache=False)
+
+    reg = _registry()
+    monkeypatch.setattr(skills_index, "_MASK_CACHE_SIZE", 0)
+    uncached = await decide(strategy(), reg)
+    monkeypatch.undo()
+    built: list[int] = []
+    build = SkillIndex._build_mask
+
+    def counting(pos: dict[str, int], allowed: Sequence[str]) -> npt.NDArray[np.bool_]:
+        built.append(len(allowed))
+        return build(pos, allowed)
+
+    monkeypatch.setattr(SkillIndex, "_build_mask", staticmethod(counting))
+    cached = strategy()
+    assert await decide(cached, reg) == uncached
+    assert built == [3, 2]
+
+    reg.skill("gift-cards", name="Gift cards", description="Buying gift cards.", body="GIFT")
+    after = await decide(cached, reg)
+    assert built == [3, 2, 4, 2]
+    assert after == await decide(strategy(), reg)
+
+
+class _Sigmoid:
+    """Stands in for `torch.nn.Sigmoid` (matched by class name, as the real one is)."""
+
+
+class _Identity:
+    """Stands in for `torch.nn.Identity`."""
+
+
+_Sigmoid.__name__ = "Sigmoid"
+_Identity.__name__ = "Identity"
+
+
+def _fake_cross_encoder(
+    monkeypatch: pytest.MonkeyPatch, scores: dict[str, float], **attrs: Any
+) -> list[str]:
+    """Install a fake `sentence_transformers.CrossEncoder` whose output per document is fixed.
+
+    `attrs` become attributes of the loaded model (e.g. `activation_fn`). Returns the list of
+    model ids loaded.
+    """
+    loaded: list[str] = []
+
+    class FakeCrossEncoder:
+        def __init__(self, model: str, *, max_length: int) -> None:
+            loaded.append(model)
+            for key, value in attrs.items():
+                setattr(self, key, value)
+
+        def predict(
+            self, pairs: list[tuple[str, str]], *, batch_size: int, show_progress_bar: bool
+        ) -> npt.NDArray[np.float32]:
+            return np.array([scores[doc] for _, doc in pairs], dtype=np.float32)
+
+    module = types.ModuleType("sentence_transformers")
+    module.CrossEncoder = FakeCrossEncoder  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "sentence_transformers", module)
+    return loaded
+
+
+def _sigmoid(x: float) -> float:
+    return float(1.0 / (1.0 + np.exp(-np.float64(np.float32(x)))))
+
+
+def test_cross_encoder_maps_logits_the_same_way_for_every_query(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A logit model that does not name its activation gets a sigmoid on every query.
+
+    The first batch holds logits outside [0, 1], so it decides; a later batch whose logits all
+    fall inside [0, 1] is still mapped through the sigmoid (it used to be taken as relevance
+    as-is, so `min_relevance` meant something else for that query).
+    """
+    scores = {"far": -2.0, "near": 3.0, "weak": 0.2, "fair": 0.8}
+    loaded = _fake_cross_encoder(monkeypatch, scores)
+    reranker = CrossEncoderReranker("/models/fake-ce")
+    assert reranker.score_pairs("q1", ["far", "near"]) == [_sigmoid(-2.0), _sigmoid(3.0)]
+    assert reranker.score_pairs("q2", ["weak", "fair"]) == [_sigmoid(0.2), _sigmoid(0.8)]
+    assert (reranker.applied_activation, reranker.activation_source) == ("sigmoid", "first batch")
+    assert loaded == ["/models/fake-ce"]
+
+
+def test_cross_encoder_follows_the_models_configured_activation(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """In "auto", the model's `activation_fn` decides at load time, before any output is seen.
+
+    An identity activation (raw logits) gets a sigmoid even when the first batch lies in
+    [0, 1]; a sigmoid activation (probabilities) is used as-is.
+    """
+    scores = {"weak": 0.2, "fair": 0.8}
+    _fake_cross_encoder(monkeypatch, scores, activation_fn=_Identity())
+    logits = CrossEncoderReranker("/models/identity-ce")
+    assert logits.score_pairs("q", ["weak", "fair"]) == [_sigmoid(0.2), _sigmoid(0.8)]
+    assert (logits.applied_activation, logits.activation_source) == ("sigmoid", "model")
+
+    _fake_cross_encoder(monkeypatch, scores, activation_fn=_Sigmoid())
+    probabilities = CrossEncoderReranker("/models/sigmoid-ce")
+    got = probabilities.score_pairs("q", ["weak", "fair"])
+    assert got == [float(np.float32(0.2)), float(np.float32(0.8))]
+    assert (probabilities.applied_activation, probabilities.activation_source) == ("none", "model")
+
+
+def test_cross_encoder_explicit_activation_and_bad_values(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An explicit activation overrides the model's; "none" refuses outputs outside [0, 1].
+
+    An unknown activation is a ConfigurationError with a did-you-mean hint, and an
+    out-of-range output under "none" is a ValueError (the strategy's reranker fallback).
+    """
+    scores = {"weak": 0.2, "fair": 0.8, "logit": 4.0}
+    _fake_cross_encoder(monkeypatch, scores, activation_fn=_Sigmoid())
+    forced = CrossEncoderReranker("/models/ce", activation="sigmoid")
+    assert forced.score_pairs("q", ["weak"]) == [_sigmoid(0.2)]
+    assert (forced.applied_activation, forced.activation_source) == ("sigmoid", "configured")
+    raw = CrossEncoderReranker("/models/ce", activation="none")
+    assert raw.score_pairs("q", ["fair"]) == [float(np.float32(0.8))]
+    with pytest.raises(ValueError, match=r"outside \[0, 1\].*activation='sigmoid'"):
+        raw.score_pairs("q", ["fair", "logit"])
+    with pytest.raises(ConfigurationError, match="did you mean 'sigmoid'"):
+        CrossEncoderReranker("/models/ce", activation="sigmiod")  # type: ignore[arg-type]

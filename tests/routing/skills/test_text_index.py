@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 
 from agentroute.errors import ConfigurationError, ContentError
-from agentroute.routing.skills import SkillIndex, SkillRecord, TextCaps, tokenize
+from agentroute.routing.skills import Retrieved, SkillIndex, SkillRecord, TextCaps, tokenize
+from agentroute.routing.skills import _index as skills_index
 from agentroute.routing.skills._text import chunk_words, split_identifier
 
 from .conftest import FakeEmbedder
@@ -198,3 +201,72 @@ def test_term_stats_match_a_brute_force_scan(
             df = sum(holders)
             assert idf[j] == pytest.approx(np.log(1 + (len(pool) - df + 0.5) / (df + 0.5)))
     assert index.term_stats("xyzzy plugh", rows)[0] == []
+
+
+def _count_mask_builds(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Wrap `SkillIndex._build_mask`; the returned list grows by one per mask built."""
+    calls: list[int] = []
+    build = SkillIndex._build_mask
+
+    def counting(pos: dict[str, int], allowed: Sequence[str]) -> npt.NDArray[np.bool_]:
+        calls.append(len(allowed))
+        return build(pos, allowed)
+
+    monkeypatch.setattr(SkillIndex, "_build_mask", staticmethod(counting))
+    return calls
+
+
+def test_allowed_mask_is_cached_until_the_index_changes(
+    pool: list[SkillRecord], fake_embedder: FakeEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Equal `allowed` sequences reuse one mask, with results identical to building it each time.
+
+    The searches ask for every skill, so zero-score skills are padded in from the mask: a stale
+    or wrong mask would show. After `update` (positions shift, a skill is added that `allowed`
+    does not name) the mask is rebuilt and the new skill stays out.
+    """
+    index = SkillIndex.build(pool, fake_embedder)
+    everyone = [s.id for s in pool]
+    queries = ["refund my money", "my parcel is lost", "xyzzy plugh"]
+
+    def search_all(idx: SkillIndex) -> list[list[Retrieved]]:
+        # A fresh tuple and a fresh list each time, as the runtime passes them.
+        return [
+            idx.search(q, k=len(pool), allowed=allowed)
+            for q in queries
+            for allowed in (tuple(everyone), list(everyone))
+        ]
+
+    monkeypatch.setattr(skills_index, "_MASK_CACHE_SIZE", 0)
+    uncached = search_all(index)
+    monkeypatch.undo()
+    calls = _count_mask_builds(monkeypatch)
+    cached = search_all(index)
+    assert cached == uncached
+    assert any(h.fused == 0.0 for hits in cached for h in hits)  # padding from the mask
+    assert len(calls) == 1
+
+    newcomer = SkillRecord(id="gift-cards", name="Gift cards", description="Buy gift cards.")
+    index.update([*pool[1:], newcomer])
+    after = search_all(index)
+    assert len(calls) == 2
+    fresh = SkillIndex.build([*pool[1:], newcomer], FakeEmbedder())
+    monkeypatch.setattr(skills_index, "_MASK_CACHE_SIZE", 0)
+    assert after == search_all(fresh)
+    assert all("gift-cards" not in {h.id for h in hits} for hits in after)
+
+
+def test_allowed_masks_are_bounded(
+    pool: list[SkillRecord], fake_embedder: FakeEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The index keeps at most `_MASK_CACHE_SIZE` masks, dropping the least recently used."""
+    index = SkillIndex.build(pool, fake_embedder)
+    calls = _count_mask_builds(monkeypatch)
+    size = skills_index._MASK_CACHE_SIZE
+    sets = [tuple(f"unknown-{i}" for i in range(j)) for j in range(size + 1)]
+    for allowed in sets:
+        index.search("refund", k=2, allowed=allowed)
+    index.search("refund", k=2, allowed=sets[-1])
+    assert len(calls) == len(sets)
+    index.search("refund", k=2, allowed=sets[0])
+    assert len(calls) == len(sets) + 1
