@@ -18,6 +18,7 @@ import math
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -33,8 +34,8 @@ from agentroute.routing._difficulty_memory import (
     KnnMemoryBook,
     MemoryItem,
     MemorySnapshot,
+    items_for,
     merge_items,
-    round_vector,
 )
 from agentroute.routing._difficulty_stack import Stacker, cross_predict
 from agentroute.routing.embeddings import Embedder, Matrix, normalize
@@ -265,16 +266,61 @@ class _Memory:
     def __len__(self) -> int:
         return len(self.texts)
 
-    def extended(self, vectors: Matrix, items: Sequence[MemoryItem]) -> _Memory:
-        """This memory plus `items` (their prepared `vectors` row-aligned)."""
-        if not items:
+    @cached_property
+    def label_means(self) -> tuple[float, float]:
+        """Each tier's mean observed quality (0.5 when none was observed): the kNN prior.
+
+        Computed once per memory: an update replaces the whole object.
+        """
+        return _label_mean(self.cheap), _label_mean(self.strong)
+
+    def spliced(
+        self, start: int, drop: int, vectors: Matrix, items: Sequence[MemoryItem]
+    ) -> _Memory:
+        """This memory less rows `start:start + drop`, plus `items` at the end.
+
+        `vectors` are the items' prepared vectors, row-aligned.
+        """
+        if not drop and not items:
             return self
+        end = start + drop
+        parts = [p for p in (self.vectors[:start], self.vectors[end:], vectors) if len(p)]
         return _Memory(
-            vectors if not self.texts else np.vstack([self.vectors, vectors]),
-            [*self.texts, *(i.text for i in items)],
-            np.r_[self.cheap, [np.nan if i.cheap is None else i.cheap for i in items]],
-            np.r_[self.strong, [np.nan if i.strong is None else i.strong for i in items]],
+            np.vstack(parts) if parts else self.vectors[:0],
+            [*self.texts[:start], *self.texts[end:], *(i.text for i in items)],
+            np.r_[
+                self.cheap[:start],
+                self.cheap[end:],
+                [np.nan if i.cheap is None else i.cheap for i in items],
+            ],
+            np.r_[
+                self.strong[:start],
+                self.strong[end:],
+                [np.nan if i.strong is None else i.strong for i in items],
+            ],
         )
+
+
+def _label_mean(labels: _F) -> float:
+    return float(np.nanmean(labels)) if (~np.isnan(labels)).any() else 0.5
+
+
+@dataclass(frozen=True)
+class _Neighbours:
+    """One neighbour search: each query's nearest rows of `mem`, most similar first."""
+
+    idx: Any
+    sims: _F
+    mem: _Memory
+    """The memory searched: whatever reads these neighbours reads its rows and labels."""
+
+    def first(self, k: int) -> tuple[Any, _F]:
+        """The `k` nearest (all found when fewer), as a search for `k` would give them.
+
+        A search for more neighbours ranks the same rows first (ties aside, whose order a
+        search does not fix).
+        """
+        return self.idx[:, :k], self.sims[:, :k]
 
 
 class KnnScorer:
@@ -503,10 +549,9 @@ class KnnScorer:
         idx, sims = idx[:, :k], sims[:, :k]
         w = np.exp((sims - sims[:, :1]) / temperature) if temperature > 0 else np.ones_like(sims)
         out = []
-        for labels in (mem.cheap, mem.strong):
+        for labels, mean in zip((mem.cheap, mem.strong), mem.label_means, strict=True):
             y = labels[idx]
             seen = ~np.isnan(y)
-            mean = float(np.nanmean(labels)) if (~np.isnan(labels)).any() else 0.5
             ww = np.where(seen, w, 0.0)
             num = (ww * np.nan_to_num(y)).sum(axis=1) + self.prior * mean
             out.append(num / (ww.sum(axis=1) + self.prior))
@@ -553,19 +598,21 @@ class KnnScorer:
 
     def predict(self, vectors: Matrix) -> tuple[_F, _F, Any, _F]:
         """Predicted cheap and strong quality for embedded queries, with neighbours used."""
-        pc, ps, idx, sims, _ = self._predict(vectors)
-        return pc, ps, idx, sims
+        return self._predict(self._search(vectors))
 
-    def _predict(self, vectors: Matrix) -> tuple[_F, _F, Any, _F, _Memory]:
-        mem = self._mem
+    def _search(self, vectors: Matrix, at_least: int = 0) -> _Neighbours:
+        """The neighbours a score needs (`at_least` more for another reader), in one snapshot."""
+        mem = self._mem  # read once: an update swaps the object, never edits it
         if not len(mem):
             raise _not_fitted(self.name)
-        queries = self._prep(vectors)
-        idx, sims = self._neighbours(
-            queries, max(self._scales(self.k_)), exclude_self=False, mem=mem
-        )
-        pc, ps = self._estimate_scales(idx, sims, self.k_, self.temperature_, mem)
-        return pc, ps, idx, sims, mem
+        k = max(*self._scales(self.k_), at_least)
+        idx, sims = self._neighbours(self._prep(vectors), k, exclude_self=False, mem=mem)
+        return _Neighbours(idx, sims, mem)
+
+    def _predict(self, found: _Neighbours) -> tuple[_F, _F, Any, _F]:
+        idx, sims = found.first(max(self._scales(self.k_)))
+        pc, ps = self._estimate_scales(idx, sims, self.k_, self.temperature_, found.mem)
+        return pc, ps, idx, sims
 
     def score(self, texts: Sequence[str]) -> list[DifficultyScore]:
         """Score prompts; evidence lists the nearest stored prompts and their outcomes."""
@@ -576,7 +623,11 @@ class KnnScorer:
     def score_vectors(self, vectors: Matrix, texts: Sequence[str] = ()) -> list[DifficultyScore]:
         """`score` with precomputed embeddings (`texts` unused: the vectors say it all)."""
         del texts
-        pc, ps, idx, sims, mem = self._predict(vectors)
+        return self._scores(self._search(vectors))
+
+    def _scores(self, found: _Neighbours) -> list[DifficultyScore]:
+        pc, ps, idx, sims = self._predict(found)
+        mem = found.mem
         values = _value(pc, ps)
         out = []
         for i in range(len(values)):
@@ -688,23 +739,20 @@ class KnnScorer:
             self._use(snapshot)
         return True
 
+    def _embed_texts(self, texts: Sequence[str]) -> Matrix:
+        return self.embedder.embed(list(texts))
+
     def _merge(self, current: MemorySnapshot | None, new: Sequence[MemoryItem]) -> MemorySnapshot:
         return merge_items(
             current,
             new,
             embedder=self._embedder_name(),
             limit=self.memory_limit,
-            reembed=lambda texts: self.embedder.embed(list(texts)),
+            reembed=self._embed_texts,
         )
 
     def _use(self, snapshot: MemorySnapshot) -> None:
-        items = snapshot.items
-        if snapshot.embedder != self._embedder_name() and items:
-            vectors = self.embedder.embed([i.text for i in items])
-            items = [
-                MemoryItem(i.id, i.text, i.cheap, i.strong, round_vector(v), i.at)
-                for i, v in zip(items, vectors, strict=True)
-            ]
+        items = items_for(snapshot, self._embedder_name(), self._embed_texts)
         # Outcomes not stored yet stay in use until a write takes them.
         stored = {i.id for i in items}
         # Set first: `_set_online` stamps the new rows with it.
@@ -712,16 +760,24 @@ class KnnScorer:
         self._set_online([*items, *(i for i in self._pending if i.id not in stored)])
 
     def _set_online(self, items: Sequence[MemoryItem], *, rebuild: bool = False) -> None:
-        """Make `items` the online memory (the newest `memory_limit`), after the fitted rows."""
+        """Make `items` the online memory (the newest `memory_limit`), after the fitted rows.
+
+        Rows of outcomes already in use are kept, so an update preps only its new rows, also
+        when a full memory drops its oldest: `_prep` maps each row alone, with the mean fixed at
+        `fit` (which rebuilds).
+        """
         items = list(items)[-self.memory_limit :]
-        old = [i.id for i in self._online]
-        if not rebuild and [i.id for i in items[: len(old)]] == old:
-            fresh = items[len(old) :]
-            mem = self._mem
+        drop = None if rebuild else _kept_from(self._online, items)
+        if drop is None:
+            drop, fresh, mem = 0, items, self._base
         else:
-            fresh, mem = items, self._base
-        if fresh:
-            mem = mem.extended(self._prep(np.stack([i.vector for i in fresh])), fresh)
+            fresh, mem = items[len(self._online) - drop :], self._mem
+        vectors = (
+            self._prep(np.stack([i.vector for i in fresh]))
+            if fresh
+            else np.zeros((0, 0), np.float32)
+        )
+        mem = mem.spliced(len(self._base), drop, vectors, fresh)
         pending = {i.id for i in self._pending}
         self._online = items
         # The version travels in the object a query reads, so a score always names the version
@@ -731,6 +787,22 @@ class KnnScorer:
             version=self._memory_version if self._book is not None else None,
             unstored=sum(i.id in pending for i in items),
         )
+
+
+def _kept_from(old: Sequence[MemoryItem], new: Sequence[MemoryItem]) -> int | None:
+    """How many of `old`'s first items `new` drops, when it goes on with the rest unchanged.
+
+    `None` when it does not: `new` reorders or changes them (a re-embedded vector, say).
+    """
+    first = new[0].id if new else None
+    drop = next((j for j, item in enumerate(old) if item.id == first), len(old))
+    kept = old[drop:]
+    if len(new) < len(kept):
+        return None
+    for a, b in zip(kept, new, strict=False):
+        if a is not b and (a.id != b.id or not np.array_equal(a.vector, b.vector)):
+            return None
+    return drop
 
 
 def _round(v: float) -> float | None:
@@ -1143,24 +1215,22 @@ class EnsembleScorer:
 
     def score_vectors(self, vectors: Matrix, texts: Sequence[str]) -> list[DifficultyScore]:
         """`score` with precomputed embeddings."""
-        a = self.knn.score_vectors(vectors, texts)
+        stacker, features = self.stacker_, None
+        # One search serves the kNN member and the stacker, so both read one memory version.
+        found = self.knn._search(vectors, max(self._STACK_KS) if stacker is not None else 0)
+        a = self.knn._scores(found)
         b = self.logistic.score_vectors(vectors, texts)
         wt = self.weight_
         pc = wt * np.array([x.p_cheap for x in a]) + (1 - wt) * np.array([y.p_cheap for y in b])
         ps = wt * np.array([x.p_strong for x in a]) + (1 - wt) * np.array([y.p_strong for y in b])
-        stacker, features = self.stacker_, None
         if stacker is not None:
-            mem = self.knn._mem
-            k = min(max(self._STACK_KS), len(mem))
-            idx, sims = self.knn._neighbours(
-                self.knn._prep(vectors), k, exclude_self=False, mem=mem
-            )
+            idx, sims = found.first(max(self._STACK_KS))
             members = [
                 np.array([getattr(s, attr) for s in scores])
                 for scores in (a, b)
                 for attr in ("p_cheap", "p_strong")
             ]
-            features = self._stack_features(idx, sims, members, mem)
+            features = self._stack_features(idx, sims, members, found.mem)
             pc, ps = stacker.predict(features)
         values = _value(pc, ps)
         out = []

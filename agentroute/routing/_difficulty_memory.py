@@ -184,6 +184,32 @@ class MemorySnapshot:
         )
 
 
+def items_for(
+    snapshot: MemorySnapshot,
+    embedder: str,
+    reembed: Callable[[Sequence[str]], Any] | None,
+) -> list[MemoryItem]:
+    """The snapshot's items, in `embedder`'s vector space.
+
+    As stored when `embedder` made their vectors; otherwise `reembed` (texts → vectors) embeds
+    their texts again, rounded as the store keeps vectors.
+
+    Raises:
+        ValueError: The vectors come from another embedder and `reembed` is `None`.
+    """
+    items = list(snapshot.items)
+    if snapshot.embedder == embedder or not items:
+        return items
+    if reembed is None:
+        msg = (
+            f"kNN memory vectors come from {snapshot.embedder!r}, not {embedder!r}, "
+            "and no embedder was given to re-embed them"
+        )
+        raise ValueError(msg)
+    vectors = np.asarray(reembed([item.text for item in items]), dtype=np.float32)
+    return [replace(i, vector=round_vector(v)) for i, v in zip(items, vectors, strict=True)]
+
+
 def merge_items(
     snapshot: MemorySnapshot | None,
     new: Sequence[MemoryItem],
@@ -198,22 +224,11 @@ def merge_items(
     snapshot. When the stored vectors come from another embedder, `reembed` (texts → vectors)
     replaces them so the memory stays in one vector space.
     """
-    old = list(snapshot.items) if snapshot is not None else []
+    old = items_for(snapshot, embedder, reembed) if snapshot is not None else []
     meta: dict[str, Any] = (
         dict(snapshot.meta) if snapshot is not None else {"added": 0, "dropped": 0}
     )
     if snapshot is not None and snapshot.embedder != embedder and old:
-        if reembed is None:
-            msg = (
-                f"kNN memory vectors come from {snapshot.embedder!r}, not {embedder!r}, "
-                "and no embedder was given to re-embed them"
-            )
-            raise ValueError(msg)
-        vectors = np.asarray(reembed([item.text for item in old]), dtype=np.float32)
-        old = [
-            MemoryItem(i.id, i.text, i.cheap, i.strong, round_vector(v), i.at)
-            for i, v in zip(old, vectors, strict=True)
-        ]
         meta["reembedded_from"] = snapshot.embedder
     seen = {item.id for item in old}
     fresh = [item for item in new if item.id not in seen]

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from agentroute.routing._difficulty_memory import (
     KnnMemoryBook,
     MemoryItem,
     merge_items,
+    round_vector,
 )
 from agentroute.stores import InMemoryTraceStore, SqlTraceStore, StateRecord, TraceStore
 from agentroute.testing import ScriptedModelClient
@@ -647,3 +649,79 @@ def test_the_writer_reads_one_version_per_commit_not_its_whole_chain() -> None:
     latest = KnnMemoryBook(store, KEY).load()
     assert latest is not None
     assert [item.text for item in latest.items] == [f"outcome {i}" for i in range(20)]
+
+
+def test_an_update_to_a_full_memory_preps_only_its_new_row(
+    store: TraceStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At `memory_limit`, an update preps (centres, normalises) one row, not the whole memory.
+
+    So does a reader taking in another writer's outcome (`refresh`). The rows kept equal the
+    whole online memory prepped at once, after the fitted rows.
+    """
+    writer, reader = _knn(memory_limit=3), _knn(memory_limit=3)
+    writer.bind_store(store, KEY)
+    reader.bind_store(store, KEY)
+    for i in range(3):
+        writer.update(f"outcome {i}", cheap=1.0)
+    reader.refresh()
+    prepped: dict[str, list[int]] = {"writer": [], "reader": []}
+    for name, scorer in (("writer", writer), ("reader", reader)):
+        prep = scorer._prep
+
+        def counting_prep(vectors: Any, rows: list[int] = prepped[name], prep: Any = prep) -> Any:
+            rows.append(len(vectors))
+            return prep(vectors)
+
+        monkeypatch.setattr(scorer, "_prep", counting_prep)
+    for i in range(3, 8):
+        writer.update(f"outcome {i}", cheap=0.0, strong=1.0)
+        assert reader.refresh()
+    assert prepped == {"writer": [1] * 5, "reader": [1] * 5}
+    for scorer in (writer, reader):
+        online = scorer.online_items
+        assert [item.text for item in online] == ["outcome 5", "outcome 6", "outcome 7"]
+        whole = scorer._base.vectors, KnnScorer._prep(scorer, np.stack([i.vector for i in online]))
+        assert np.array_equal(scorer._mem.vectors, np.vstack(whole))
+        assert scorer._mem.texts[40:] == [item.text for item in online]
+        assert scorer._mem.cheap[40:].tolist() == [0.0] * 3
+
+
+def test_an_outcome_whose_vector_changed_gets_its_row_prepped_again() -> None:
+    """Rows are reused only for an unchanged outcome: a new vector under the same id is re-prepped.
+
+    (A memory re-embedded by a writer with another embedder keeps the outcomes' ids.)
+    """
+    scorer = _knn()
+    for i in range(3):
+        scorer.update(f"outcome {i}", cheap=1.0)
+    items = scorer.online_items
+    moved = [items[0], replace(items[1], vector=round_vector(-items[1].vector)), items[2]]
+    scorer._set_online(moved)
+    whole = scorer._base.vectors, scorer._prep(np.stack([i.vector for i in moved]))
+    assert np.array_equal(scorer._mem.vectors, np.vstack(whole))
+
+
+def test_a_reader_and_a_writer_re_embed_a_foreign_memory_alike() -> None:
+    """Loading (`KnnScorer` binding) and merging (`merge_items`) share one re-embedding step.
+
+    Both turn vectors stored by another embedder into this embedder's, rounded as the store
+    keeps them; merging without a way to re-embed is refused.
+    """
+    store = InMemoryTraceStore()
+    writer = _knn()
+    writer.bind_store(store, KEY)
+    writer.update("proof of a lemma", cheap=0.0, strong=1.0)
+    writer.update("say hello again", cheap=1.0)
+    reader = KnnScorer(HashingEmbedder(64), k=5).fit(*_data())
+    reader.bind_store(store, KEY)
+    snapshot = KnnMemoryBook(store, KEY).load()
+    assert snapshot is not None
+    merged = merge_items(
+        snapshot, [], embedder="hashing:64", limit=10, reembed=HashingEmbedder(64).embed
+    )
+    expected = round_vector(HashingEmbedder(64).embed(["proof of a lemma", "say hello again"]))
+    for items in (reader.online_items, merged.items):
+        assert np.array_equal(np.stack([i.vector for i in items]), expected)
+    with pytest.raises(ValueError, match="no embedder was given"):
+        merge_items(snapshot, [], embedder="hashing:64", limit=10)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
 from agentroute.errors import ConfigurationError
+from agentroute.routing import _difficulty
 from agentroute.routing._difficulty import EnsembleScorer
 from agentroute.routing._difficulty_features import HashingEmbedder
 from agentroute.routing._difficulty_stack import Stacker, cross_predict
+from agentroute.stores import InMemoryTraceStore
 
 
 def _data(n: int = 120) -> tuple[list[str], list[float], list[float]]:
@@ -109,3 +113,67 @@ def test_the_logistic_replay_set_stays_as_small_as_the_memory() -> None:
         scorer.update(f"prove lemma {i}", cheap=0.0, strong=1.0)
     assert scorer._replayed == {item.id for item in scorer.knn.online_items}
     assert len(scorer._replayed) == 3
+
+
+def test_a_stacked_score_searches_once_and_the_stacker_reads_the_searched_memory(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With the stacker on, one neighbour search per scored batch serves the kNN member and it.
+
+    An update landing right after that search does not reach the stacker: it reads the memory
+    object the search read, whose version the score records (was: a second search of whatever
+    memory was current by then).
+    """
+    scorer = EnsembleScorer(HashingEmbedder(), stack=True).fit(*_data())
+    scorer.bind_store(InMemoryTraceStore(), "budget-switch/test-memory")
+    knn = scorer.knn
+    searched: list[Any] = []
+    read: list[Any] = []
+    search, features = knn._neighbours, scorer._stack_features
+
+    def counting_search(queries: Any, k: int, *, exclude_self: bool, mem: Any = None) -> Any:
+        searched.append(mem)
+        found = search(queries, k, exclude_self=exclude_self, mem=mem)
+        if len(searched) == 1:
+            knn.update("prove the lemma about squares", cheap=0.0, strong=1.0)
+        return found
+
+    def reading_features(idx: Any, sims: Any, members: Any, mem: Any) -> Any:
+        read.append(mem)
+        return features(idx, sims, members, mem)
+
+    monkeypatch.setattr(knn, "_neighbours", counting_search)
+    monkeypatch.setattr(scorer, "_stack_features", reading_features)
+    first = scorer.score(["prove the theorem about primes 999", "greet the user 999"])
+    assert len(searched) == 1
+    assert read[0] is searched[0]
+    assert [s.memory_version for s in first] == [searched[0].version] * 2 == [0, 0]
+    assert knn.memory_version == 1
+    later = scorer.score(["prove the theorem about primes 998", "greet the user 998", "hi"])
+    assert len(searched) == 2
+    assert read[1] is searched[1]
+    assert {s.memory_version for s in later} == {searched[1].version} == {1}
+
+
+def test_the_knn_label_means_are_computed_once_per_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The kNN prior's label means are computed once per memory object, not per estimate.
+
+    A stacked score makes nine kNN estimates (three scales, six stacker sizes); the memory's
+    two means (cheap, strong) are computed for the first and reused, and computed again only
+    for the memory object an update puts in its place.
+    """
+    scorer = EnsembleScorer(HashingEmbedder(), stack=True).fit(*_data())
+    computed: list[float] = []
+    mean = _difficulty._label_mean
+
+    def counting_mean(labels: Any) -> float:
+        computed.append(mean(labels))
+        return computed[-1]
+
+    monkeypatch.setattr(_difficulty, "_label_mean", counting_mean)
+    scorer.score(["prove the theorem about primes 999"])
+    scorer.score(["greet the user 999", "greet the user 998"])
+    assert computed == [pytest.approx(2 / 3), 1.0]
+    scorer.update("greet the user 997", cheap=1.0, strong=1.0)
+    scorer.score(["greet the user 996"])
+    assert computed[2:] == [pytest.approx(81 / 121), 1.0]
