@@ -29,7 +29,7 @@ from agentroute.routing.skills._static import (
     static_model_dir,
 )
 from agentroute.routing.skills._strategy import Ranked, RetrieveRerank, make_embedder, make_reranker
-from agentroute.routing.skills._text import SkillText, TextCaps, tokenize
+from agentroute.routing.skills._text import QueryTokens, SkillText, TextCaps, tokenize
 from agentroute.routing.skills._train import fit_feature_reranker, save_weights, training_lists
 
 __all__ = [
@@ -39,6 +39,7 @@ __all__ = [
     "FeatureReranker",
     "IndexReport",
     "LLMReranker",
+    "QueryTokens",
     "Ranked",
     "RerankRequest",
     "Reranker",

@@ -27,7 +27,7 @@ import structlog
 from agentroute.errors import ConfigurationError
 from agentroute.routing.embeddings import Embedder, Matrix
 from agentroute.routing.embeddings._sentence_transformers import EMBEDDINGS_EXTRA
-from agentroute.routing.skills._text import SkillText, TextCaps, tokenize
+from agentroute.routing.skills._text import QueryTokens, SkillText, TextCaps, tokenize
 
 __all__ = ["IndexReport", "Retrieved", "SkillIndex", "SkillLike", "progress_bar"]
 
@@ -451,20 +451,21 @@ class SkillIndex:
         out: Matrix = vectors[0].astype(np.float32, copy=False)
         return out
 
-    def bm25_scores(self, query: str) -> npt.NDArray[np.float32]:
-        """BM25 score of every skill for `query`."""
-        tokens = [t for t in tokenize(query[: self.caps.query_chars]) if t in self._vocab]
+    def bm25_scores(self, query: str | QueryTokens) -> npt.NDArray[np.float32]:
+        """BM25 score of every skill for `query` (cut at `caps.query_chars`)."""
+        cut = QueryTokens.of(query).tokens(self.caps.query_chars)
+        tokens = [t for t in cut if t in self._vocab]
         if not tokens or not self.ids:
             return np.zeros(len(self.ids), dtype=np.float32)
         return np.asarray(self._bm25.get_scores(tokens), dtype=np.float32)
 
     def term_stats(
-        self, query: str, rows: Sequence[int]
+        self, query: str | QueryTokens, rows: Sequence[int]
     ) -> tuple[list[str], npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
         """Which of the query's terms each of skills `rows` contains, and how rare the terms are.
 
         Args:
-            query: The task text (cut at `caps.query_chars`).
+            query: The task text (cut at `caps.query_chars`), or its shared `QueryTokens`.
             rows: Index positions of the skills to look at (e.g. stage-1 candidates).
 
         Returns:
@@ -473,9 +474,8 @@ class SkillIndex:
             each skill's lexical text (name, description, tags, body) holds each term. Each
             term costs one binary search over its skill list, whatever the pool size.
         """
-        known = [
-            t for t in dict.fromkeys(tokenize(query[: self.caps.query_chars])) if t in self._vocab
-        ]
+        cut = QueryTokens.of(query).tokens(self.caps.query_chars)
+        known = [t for t in dict.fromkeys(cut) if t in self._vocab]
         cols = np.asarray(rows, dtype=np.int64)
         if self._postings is None or not known:
             return [], np.zeros(0), np.zeros((0, len(cols)), dtype=bool)
@@ -554,7 +554,7 @@ class SkillIndex:
 
     def search(
         self,
-        query: str,
+        query: str | QueryTokens,
         k: int = 30,
         *,
         allowed: Sequence[str] | None = None,
@@ -566,7 +566,8 @@ class SkillIndex:
         """Stage 1: the top `k` skills by reciprocal-rank fusion of BM25 and dense ranks.
 
         Args:
-            query: The task text.
+            query: The task text, or its `QueryTokens` to share them with the reranker's
+                features (`candidate_features`) instead of tokenising the query again.
             k: Candidates to return.
             allowed: Restrict to these ids (unknown ids are ignored); `None` = all. The mask
                 of a recently used `allowed` sequence is reused until the index changes.
@@ -579,9 +580,10 @@ class SkillIndex:
         n = len(self.ids)
         if n == 0 or k <= 0:
             return []
-        lex = self.bm25_scores(query)
+        q = QueryTokens.of(query)
+        lex = self.bm25_scores(q)
         if qvec is None:
-            qvec = self.embed_query(query)
+            qvec = self.embed_query(q.text)
         dense = self.dense_scores(qvec)
         mask = None if allowed is None else self._allowed_mask(allowed)
         depth = min(n, depth or max(4 * k, 100))

@@ -25,7 +25,7 @@ from agentroute.errors import ConfigurationError, did_you_mean
 from agentroute.routing._protocol import Complete
 from agentroute.routing.embeddings._sentence_transformers import EMBEDDINGS_EXTRA
 from agentroute.routing.skills._index import Retrieved, SkillIndex
-from agentroute.routing.skills._text import tokenize
+from agentroute.routing.skills._text import QueryTokens
 
 __all__ = [
     "FEATURES",
@@ -70,6 +70,11 @@ class RerankRequest:
         index: The index they came from (names, descriptions, vectors).
         document: `id → (name, description, body)`, for rerankers that read full text.
         complete: Model access (the routing context's `complete`), for LLM rerankers.
+        tokens: The lexical tokens retrieval already computed for `query`, for rerankers
+            that read them; `None` = tokenise `query` when needed.
+
+    Raises:
+        ConfigurationError: `tokens` are of another text than `query`.
     """
 
     query: str
@@ -77,6 +82,15 @@ class RerankRequest:
     index: SkillIndex
     document: Callable[[str], tuple[str, str, str]]
     complete: Complete | None = None
+    tokens: QueryTokens | None = None
+
+    def __post_init__(self) -> None:
+        if self.tokens is not None and self.tokens.text != self.query:
+            msg = (
+                "RerankRequest tokens are of another text than its query; build them with "
+                "QueryTokens(query) from the same string"
+            )
+            raise ConfigurationError(msg)
 
 
 @runtime_checkable
@@ -106,9 +120,14 @@ def _zscore(values: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
 
 
 def candidate_features(
-    query: str, candidates: Sequence[Retrieved], index: SkillIndex
+    query: str | QueryTokens, candidates: Sequence[Retrieved], index: SkillIndex
 ) -> npt.NDArray[np.float64]:
     """The `(len(candidates), len(FEATURES))` feature matrix of one query's candidate list.
+
+    `query` is the task text or its `QueryTokens` (pass the one given to `SkillIndex.search`
+    to reuse retrieval's tokens). The term features read the query cut at the index's
+    `TextCaps.query_chars`, as retrieval does; `name_overlap` and `query_coverage` read the
+    query as given.
 
     Every feature is relative to the list or normalised by the query, never an absolute
     score, so that weights fitted on one pool carry over to another (another embedder's cosine
@@ -138,9 +157,10 @@ def candidate_features(
     bm25_rel = bm25 / best_bm25 if best_bm25 > 0 else np.zeros(n)
     lex_rank = np.empty(n)
     lex_rank[np.argsort(-bm25, kind="stable")] = np.arange(1, n + 1)
-    known, idf, present = index.term_stats(query, [c.index for c in candidates])
+    q = QueryTokens.of(query)
+    known, idf, present = index.term_stats(q, [c.index for c in candidates])
     total_idf = float(idf.sum())
-    q_set = set(tokenize(query))
+    q_set = set(q.tokens())
     terms = float(np.log1p(len(idf)))
     dense_z = _zscore(dense)
     x[:, 0] = dense - dense.max()
@@ -240,17 +260,18 @@ class FeatureReranker:
         return out
 
     def rerank_sync(
-        self, query: str, candidates: Sequence[Retrieved], index: SkillIndex
+        self, query: str | QueryTokens, candidates: Sequence[Retrieved], index: SkillIndex
     ) -> list[float]:
-        """Synchronous scoring (used by `rerank` and by benchmarks)."""
+        """Synchronous scoring (used by `rerank` and by benchmarks); see `candidate_features`."""
         if not candidates:
             return []
         feats = candidate_features(query, candidates, index)
         return [float(v) for v in self.relevance(self.score(feats))]
 
     async def rerank(self, request: RerankRequest) -> list[float]:
-        """Score the candidates from their stage-1 features."""
-        return self.rerank_sync(request.query, request.candidates, request.index)
+        """Score the candidates from their stage-1 features (reusing `request.tokens`)."""
+        query = request.query if request.tokens is None else request.tokens
+        return self.rerank_sync(query, request.candidates, request.index)
 
 
 # -- the LLM listwise reranker ---------------------------------------------------------------

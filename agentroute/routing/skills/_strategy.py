@@ -33,7 +33,7 @@ from agentroute.routing.skills._rerank import (
     RerankRequest,
 )
 from agentroute.routing.skills._static import StaticEmbedder
-from agentroute.routing.skills._text import TextCaps
+from agentroute.routing.skills._text import QueryTokens, TextCaps
 
 __all__ = ["Ranked", "RetrieveRerank", "make_embedder", "make_reranker"]
 
@@ -274,6 +274,9 @@ class RetrieveRerank:
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         query = query[: self.caps.query_chars]
+        # One tokenisation per decision, shared by BM25, the term statistics and the
+        # reranker's features (a second one only when the index cuts queries shorter).
+        tokens = QueryTokens(query)
         try:
             # Embedding a query takes ~15 ms of CPU: off the event loop, so concurrent runs
             # keep moving.
@@ -283,7 +286,7 @@ class RetrieveRerank:
             qvec = np.zeros(0, dtype=np.float32)
         t1 = time.perf_counter()
         stage1 = index.search(
-            query,
+            tokens,
             self.k,
             allowed=allowed,
             rrf_k=self.rrf_k,
@@ -299,6 +302,7 @@ class RetrieveRerank:
                 index=index,
                 document=document or _index_document(index),
                 complete=complete,
+                tokens=tokens,
             )
             try:
                 relevance = list(await self.reranker.rerank(request))

@@ -14,7 +14,15 @@ from itertools import pairwise
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["SkillText", "TextCaps", "chunk_words", "overlap", "split_identifier", "tokenize"]
+__all__ = [
+    "QueryTokens",
+    "SkillText",
+    "TextCaps",
+    "chunk_words",
+    "overlap",
+    "split_identifier",
+    "tokenize",
+]
 
 
 class TextCaps(BaseModel):
@@ -184,6 +192,64 @@ def _word_tokens(word: str) -> tuple[str, ...]:
         if len(part) >= 2 and part not in _STOP:
             out.append(_stem(part))
     return tuple(out)
+
+
+class QueryTokens:
+    """A query's lexical tokens, tokenised once per distinct text and shared by every stage.
+
+    One retrieve-and-rerank decision reads the query's tokens in three places: BM25 retrieval
+    and the term statistics read the query cut at the index's `TextCaps.query_chars`, the
+    reranker's features read it as given. Handing all of them one `QueryTokens` tokenises each
+    distinct text once; a query no longer than the cut is one text, tokenised once.
+
+    The tokens of a cut query are tokenised from the cut text, never derived from the whole
+    query's tokens: a cut inside a word leaves a fragment that tokenises differently
+    (`"forecasting"` cut after `"forec"` gives `forec`, not `forecast`), and the Unicode
+    normalisation (NFKC) of a prefix need not be a prefix of the whole text's. A query longer
+    than the cut therefore costs two tokenisations, exactly the texts each stage reads.
+
+    Args:
+        text: The query.
+
+    Attributes:
+        text: The query, as given.
+
+    Example:
+        ```python
+        query = QueryTokens(task)
+        candidates = index.search(query, 30)
+        features = candidate_features(query, candidates, index)  # no second tokenisation
+        ```
+    """
+
+    __slots__ = ("_by_end", "text")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._by_end: dict[int, tuple[str, ...]] = {}
+
+    @classmethod
+    def of(cls, query: str | QueryTokens) -> QueryTokens:
+        """`query` itself when it is a `QueryTokens` already, else a new one over it."""
+        return query if isinstance(query, QueryTokens) else cls(query)
+
+    def tokens(self, chars: int | None = None) -> tuple[str, ...]:
+        """`tokenize` of the query's first `chars` characters (`None` = the whole query).
+
+        Args:
+            chars: Where to cut the query, as in `text[:chars]`; a cut at or past its end is
+                the whole query and shares its tokens.
+
+        Returns:
+            The tokens, computed on first request and shared afterwards (do not mutate them).
+        """
+        text = self.text
+        end = len(text) if chars is None or chars >= len(text) else chars
+        cached = self._by_end.get(end)
+        if cached is None:
+            cached = tuple(tokenize(text[:end]))
+            self._by_end[end] = cached
+        return cached
 
 
 def chunk_words(text: str, size: int, limit: int) -> list[str]:

@@ -23,6 +23,7 @@ import numpy.typing as npt
 
 from agentroute.routing.skills._index import SkillIndex
 from agentroute.routing.skills._rerank import FEATURES, candidate_features
+from agentroute.routing.skills._text import QueryTokens
 
 __all__ = ["fit_feature_reranker", "save_weights", "training_lists"]
 
@@ -41,11 +42,12 @@ def training_lists(
     """
     out: list[FeatureList] = []
     for query, gold in examples:
-        cands = index.search(query, k)
+        tokens = QueryTokens(query)
+        cands = index.search(tokens, k)
         labels = np.array([1.0 if c.id in gold else 0.0 for c in cands])
         if labels.sum() == 0 or labels.sum() == len(labels):
             continue
-        out.append((candidate_features(query, cands, index), labels))
+        out.append((candidate_features(tokens, cands, index), labels))
     return out
 
 

@@ -21,15 +21,23 @@ from agentroute.routing.skills import (
     CrossEncoderReranker,
     FeatureReranker,
     LLMReranker,
+    QueryTokens,
+    RerankRequest,
     RetrieveRerank,
     SkillIndex,
     SkillRecord,
+    TextCaps,
     candidate_features,
     fit_feature_reranker,
     parse_ranking,
+    tokenize,
     training_lists,
 )
 from agentroute.routing.skills import _index as skills_index
+from agentroute.routing.skills import _rerank as skills_rerank
+from agentroute.routing.skills import _strategy as skills_strategy
+from agentroute.routing.skills import _text as skills_text
+from agentroute.routing.skills import _train as skills_train
 from agentroute.testing import ScriptedModelClient, capture_traces
 
 from .conftest import FakeEmbedder
@@ -377,6 +385,146 @@ async def test_routes_with_the_same_candidates_build_the_allowed_mask_once(
     after = await decide(cached, reg)
     assert built == [3, 2, 4, 2]
     assert after == await decide(strategy(), reg)
+
+
+def _count_query_tokenisations(monkeypatch: pytest.MonkeyPatch, task: str) -> list[str]:
+    """Record every `tokenize` call the skills modules make on a prefix of `task`.
+
+    Every module's own `tokenize` binding is wrapped, so a stage that went back to
+    tokenising the query itself would be counted too. Skill names and descriptions (the
+    index's head tokens) are not prefixes of the task, so they are not counted.
+    """
+    seen: list[str] = []
+
+    def counting(text: str) -> list[str]:
+        if text and task.startswith(text):
+            seen.append(text)
+        return tokenize(text)
+
+    for module in (skills_text, skills_index, skills_rerank, skills_strategy, skills_train):
+        if hasattr(module, "tokenize"):
+            monkeypatch.setattr(module, "tokenize", counting)
+    return seen
+
+
+@pytest.mark.parametrize(
+    ("task", "index_chars", "texts"),
+    [
+        ("my parcel was lost, refund my money", 2000, 1),
+        ("refund the lost parcel " * 200, 2000, 1),
+        ("refund the lost parcel " * 4, 32, 2),
+    ],
+    ids=["short", "longer-than-the-cap", "index-cuts-shorter"],
+)
+async def test_a_decision_tokenises_each_distinct_query_text_once(
+    monkeypatch: pytest.MonkeyPatch, task: str, index_chars: int, texts: int
+) -> None:
+    """One decision tokenises the query once: BM25, term statistics and features share it.
+
+    When the index cuts queries shorter than the strategy (an index built with other caps),
+    retrieval reads the shorter text and the reranker the strategy's: two texts, two calls.
+    """
+    reg = _registry()
+    embedder = FakeEmbedder()
+    index = SkillIndex.build(reg.skills.values(), embedder, TextCaps(query_chars=index_chars))
+    strategy = RetrieveRerank(k=3, n=2, embedder=embedder, cache=False, index=index)
+    seen = _count_query_tokenisations(monkeypatch, task)
+    decision = await strategy.route(_ctx(reg, task))
+    assert decision.candidates
+    query = task[: strategy.caps.query_chars]
+    assert len(seen) == texts
+    assert set(seen) == {query, query[:index_chars]}
+
+
+def test_search_and_features_share_one_query_tokens(
+    monkeypatch: pytest.MonkeyPatch, pool: list[SkillRecord], fake_embedder: FakeEmbedder
+) -> None:
+    """Through the public functions, a shared `QueryTokens` costs one call per distinct text.
+
+    A query within the index's cut is one text; a longer one is two (the cut text for
+    retrieval and term statistics, the whole query for the overlap features).
+    """
+    index = SkillIndex.build(pool, fake_embedder, TextCaps(query_chars=40))
+    for task, texts in (
+        ("refund my lost parcel", 1),
+        ("refund my lost parcel and reset two-factor authentication codes", 2),
+    ):
+        seen = _count_query_tokenisations(monkeypatch, task)
+        tokens = QueryTokens(task)
+        candidates = index.search(tokens, 4)
+        candidate_features(tokens, candidates, index)
+        FeatureReranker().rerank_sync(tokens, candidates, index)
+        assert len(seen) == texts, seen
+        monkeypatch.undo()
+    shared = QueryTokens("refund")
+    assert QueryTokens.of(shared) is shared
+    assert shared.tokens(100) is shared.tokens()
+
+
+@pytest.mark.parametrize(
+    "task",
+    [
+        "My parcel was lost and never arrived",
+        "refund my money " * 300,
+        "Reset my two-factor codes 北京的天气怎么样 ＡＢＣ",
+        "the and of",
+    ],
+    ids=["short", "longer-than-the-cap", "cjk-fullwidth", "stop-words-only"],
+)
+@pytest.mark.parametrize("index_chars", [2000, 24], ids=["same-cut", "index-cuts-shorter"])
+async def test_shared_tokens_give_the_decision_of_the_separate_public_calls(
+    task: str, index_chars: int
+) -> None:
+    """`RetrieveRerank.rank` equals search + features + reranker called with plain strings.
+
+    Each public call tokenises its own query text, so this pins that sharing the tokens
+    changes no candidate, score or order; the overlap features are also checked against
+    `tokenize` of the whole (strategy-cut) query, the term features against the index's cut.
+    """
+    reg = _registry()
+    embedder = FakeEmbedder()
+    index = SkillIndex.build(reg.skills.values(), embedder, TextCaps(query_chars=index_chars))
+    strategy = RetrieveRerank(k=3, n=2, embedder=embedder, cache=False, index=index)
+    query = task[: strategy.caps.query_chars]
+    for allowed in (None, ("lost-package", "two-factor")):
+        ranked = await strategy.rank(task, index, allowed=allowed)
+        stage1 = index.search(
+            query,
+            strategy.k,
+            allowed=allowed,
+            rrf_k=strategy.rrf_k,
+            weights=strategy.fusion_weights,
+            qvec=index.embed_query(query),
+        )
+        assert ranked.stage1 == tuple(stage1)
+        relevance = FeatureReranker().rerank_sync(query, stage1, index)
+        assert ranked.relevance == (tuple(relevance) if stage1 else None)
+        features = candidate_features(query, stage1, index)
+        np.testing.assert_array_equal(
+            candidate_features(QueryTokens(query), stage1, index), features
+        )
+        q_set = set(tokenize(query))
+        known = index.term_stats(query[:index_chars], [c.index for c in stage1])[0]
+        assert known == index.term_stats(QueryTokens(query), [c.index for c in stage1])[0]
+        for row, c in enumerate(stage1):
+            _name, head = index.head_tokens(c.index)
+            coverage = len(q_set & head) / len(q_set) if q_set else 0.0
+            assert features[row, list(FEATURES).index("query_coverage")] == coverage
+
+
+def test_rerank_request_refuses_tokens_of_another_text(
+    pool: list[SkillRecord], fake_embedder: FakeEmbedder
+) -> None:
+    """Tokens built from another string than the request's query are a ConfigurationError."""
+    index = SkillIndex.build(pool, fake_embedder)
+    with pytest.raises(ConfigurationError, match="another text than its query"):
+        RerankRequest(
+            query="refund",
+            candidates=[],
+            index=index,
+            document=lambda _id: ("", "", ""),
+            tokens=QueryTokens("refund my money"),
+        )
 
 
 class _Sigmoid:
