@@ -56,8 +56,7 @@ def llm_complete(model: str) -> tuple[Callable[..., Any], Callable[[], float]]:
         BudgetLedger,
         LiteLLMClient,
         Message,
-        ModelRequest,
-        call_model,
+        complete_once,
         missing_api_key,
         resolve_prices,
     )
@@ -74,21 +73,19 @@ def llm_complete(model: str) -> tuple[Callable[..., Any], Callable[[], float]]:
 
     async def complete(prompt: Any, **kw: Any) -> str:
         kw.pop("model", None)
-        messages: tuple[Message, ...]
-        if isinstance(prompt, str):
-            messages = (Message(role="user", content=prompt),)
-        else:
-            messages = tuple(Message.model_validate(dict(m)) for m in prompt)
-        request = ModelRequest(
-            model=priced,
-            messages=messages,
+        messages = (
+            prompt
+            if isinstance(prompt, str)
+            else tuple(Message.model_validate(dict(m)) for m in prompt)
+        )
+        return await complete_once(
+            priced,
+            messages,
+            client=client,
+            ledger=ledger,
             max_tokens=kw.get("max_tokens"),
             temperature=kw.get("temperature"),
         )
-        result = await call_model(
-            request, client=client, resolve=lambda _n: priced, ledger=ledger, report=lambda _a: None
-        )
-        return result.response.text
 
     return complete, lambda: ledger.spent_usd
 

@@ -13,7 +13,7 @@ from agentroute.models._budget import (
     SharedBudgetLedger,
     estimate_cost_usd,
 )
-from agentroute.models._invoke import Attempt, CallResult, call_model
+from agentroute.models._invoke import Attempt, CallResult, call_model, complete_once
 from agentroute.models._litellm import LiteLLMClient, missing_api_key
 from agentroute.models._pricing import resolve_prices
 from agentroute.models._protocol import Message, ModelClient, ModelRequest, ModelResponse, Usage
@@ -48,6 +48,7 @@ __all__ = [
     "SharedBudgetLedger",
     "Usage",
     "call_model",
+    "complete_once",
     "estimate_cost_usd",
     "missing_api_key",
     "resolve_prices",

@@ -8,17 +8,17 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
 from agentroute.errors import ModelCallError, ModelResponseError, ModelTimeout
 from agentroute.models._budget import BudgetLedger, estimate_cost_usd
-from agentroute.models._protocol import ModelClient, ModelRequest, ModelResponse
+from agentroute.models._protocol import Message, ModelClient, ModelRequest, ModelResponse
 from agentroute.models._retry import retry_async
 from agentroute.registry import ModelSpec
 
-__all__ = ["Attempt", "CallResult", "call_model"]
+__all__ = ["Attempt", "CallResult", "call_model", "complete_once"]
 
 _T = TypeVar("_T")
 
@@ -145,3 +145,53 @@ async def _ledger_op(ledger: BudgetLedger, op: Callable[[], _T]) -> _T:
 
 def _ms(started: float) -> float:
     return (time.perf_counter() - started) * 1000.0
+
+
+async def complete_once(
+    spec: ModelSpec,
+    prompt: str | Sequence[Message],
+    *,
+    client: ModelClient | None = None,
+    ledger: BudgetLedger | None = None,
+    max_tokens: int | None = None,
+    temperature: float | None = None,
+) -> str:
+    """One call outside a run (onboarding, offline evaluation) and its text.
+
+    The call gets the spec's timeout and retry policy and is reserved on `ledger` (a fresh,
+    unbounded one by default; pass one to add up the spend). There is no registry outside a run,
+    so the spec's fallbacks are not followed.
+
+    Args:
+        spec: The model; prices come from LiteLLM's map when the spec declares none.
+        prompt: A user message, or the messages to send.
+        client: Performs the call; default a `LiteLLMClient`.
+        ledger: Budget ledger the call is reserved on and settled against.
+        max_tokens: Output cap (default: the spec's).
+        temperature: Sampling temperature (default: the provider's).
+
+    Raises:
+        ConfigurationError: No price is known for the model.
+        ModelCallError: The call failed after its retries.
+    """
+    if client is None:
+        from agentroute.models._litellm import LiteLLMClient
+
+        client = LiteLLMClient()
+    if not spec.priced:
+        from agentroute.models._pricing import resolve_prices
+
+        spec = resolve_prices(spec)
+    priced = spec.model_copy(update={"fallbacks": ()}) if spec.fallbacks else spec
+    messages = (Message(role="user", content=prompt),) if isinstance(prompt, str) else tuple(prompt)
+    request = ModelRequest(
+        model=priced, messages=messages, max_tokens=max_tokens, temperature=temperature
+    )
+    result = await call_model(
+        request,
+        client=client,
+        resolve=lambda _name: priced,
+        ledger=ledger if ledger is not None else BudgetLedger(),
+        report=lambda _attempt: None,
+    )
+    return result.response.text

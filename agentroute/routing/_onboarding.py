@@ -12,8 +12,7 @@ import re
 from collections.abc import Awaitable, Callable, Sequence
 
 from agentroute.errors import ConfigurationError, ModelResponseError
-from agentroute.models import BudgetLedger, ModelClient, ModelRequest, call_model
-from agentroute.models import Message as ModelMessage
+from agentroute.models import ModelClient, complete_once
 from agentroute.registry import ModelSpec
 
 __all__ = ["describe_agent", "describe_agent_sync"]
@@ -79,7 +78,7 @@ async def describe_agent(
         examples="\n".join(f"- {t}" for t in texts),
     )
     if isinstance(model, ModelSpec):
-        raw = await _call(model, client, prompt, max_tokens)
+        raw = await complete_once(model, prompt, client=client, max_tokens=max_tokens)
         label = model.name
     else:
         raw = await model(prompt)
@@ -113,28 +112,3 @@ def describe_agent_sync(
             max_tokens=max_tokens,
         )
     )
-
-
-async def _call(spec: ModelSpec, client: ModelClient | None, prompt: str, max_tokens: int) -> str:
-    if client is None:
-        from agentroute.models import LiteLLMClient
-
-        client = LiteLLMClient()
-    priced = spec
-    if not spec.priced:
-        from agentroute.models import resolve_prices
-
-        priced = resolve_prices(spec)
-    request = ModelRequest(
-        model=priced,
-        messages=(ModelMessage(role="user", content=prompt),),
-        max_tokens=max_tokens,
-    )
-    result = await call_model(
-        request,
-        client=client,
-        resolve=lambda _name: priced,
-        ledger=BudgetLedger(),
-        report=lambda _attempt: None,
-    )
-    return result.response.text

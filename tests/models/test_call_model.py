@@ -10,6 +10,7 @@ import pytest
 
 from agentroute.errors import (
     BudgetExceeded,
+    ConfigurationError,
     ModelBadRequest,
     ModelCallError,
     ModelResponseError,
@@ -25,6 +26,7 @@ from agentroute.models import (
     ModelResponse,
     Usage,
     call_model,
+    complete_once,
     estimate_cost_usd,
 )
 from agentroute.registry import ModelSpec, RetryPolicy
@@ -270,3 +272,30 @@ async def test_concurrent_calls_never_exceed_the_budget() -> None:
     assert round(ledger.spent_usd, 2) <= limit
     assert ledger.reserved_usd == 0
     assert len(settled) == int(limit // estimate), "every call that fitted ran"
+
+
+async def test_complete_once_calls_the_spec_bills_the_ledger_and_skips_fallbacks() -> None:
+    """`complete_once` retries per the spec, settles on the ledger, and skips fallbacks.
+
+    It returns the text, and never follows a fallback name it cannot resolve outside a registry.
+    """
+    spec = make_spec(fallbacks=("backup",))
+    client = ScriptedClient({"m": [unavailable(), answer("four", 1000, 500)]})
+    ledger = BudgetLedger()
+    text = await complete_once(spec, "What is 2 + 2?", client=client, ledger=ledger)
+    assert text == "four"
+    assert client.calls == ["m", "m"]
+    assert ledger.spent_usd == pytest.approx(0.002)
+    failing = ScriptedClient({"m": [unavailable(), unavailable(), unavailable()]})
+    with pytest.raises(ModelUnavailable):
+        await complete_once(spec, "again", client=failing)
+    assert failing.calls == ["m", "m", "m"]
+
+
+async def test_complete_once_refuses_a_model_without_a_price() -> None:
+    """An unpriced model that LiteLLM's map does not know is refused, not treated as free."""
+    spec = ModelSpec(name="mystery", model="nowhere/unknown-model-xyz")
+    client = ScriptedClient({"mystery": [answer()]})
+    with pytest.raises(ConfigurationError, match="unknown-model-xyz"):
+        await complete_once(spec, "hi", client=client)
+    assert client.calls == []

@@ -273,3 +273,34 @@ def test_a_malformed_examples_mapping_is_a_configuration_error(tmp_path: Path) -
     text.write_text('{"name": "billing", "examples": "refund"}\n')
     with pytest.raises(ConfigurationError, match=r"text\.jsonl:1: 'examples' must be a list"):
         load_examples(text)
+
+
+async def test_eval_agents_llm_complete_bills_one_ledger(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`eval agents --model`'s completion function bills every call to one ledger.
+
+    It sends string and message prompts to the model through the shared call path, adds every
+    call's cost to the ledger it reports, and refuses to start without the provider's API key.
+    """
+    from agentroute import models
+    from agentroute.cli._eval_agents import llm_complete
+    from agentroute.errors import ConfigurationError
+    from agentroute.testing import ScriptedModelClient
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with pytest.raises(ConfigurationError, match="OPENAI_API_KEY"):
+        llm_complete("openai/gpt-4o-mini")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    client = ScriptedModelClient([("billing", "agent: billing")], default="agent: none")
+    monkeypatch.setattr(models, "LiteLLMClient", lambda: client)
+    complete, spent = llm_complete("openai/gpt-4o-mini")
+    assert await complete("route: billing question", max_tokens=20) == "agent: billing"
+    first = spent()
+    assert first > 0
+    reply = await complete([{"role": "user", "content": "hello"}], model="ignored")
+    assert reply == "agent: none"
+    assert spent() > first
+    assert [r.messages[-1].content for r in client.requests] == [
+        "route: billing question",
+        "hello",
+    ]
+    assert client.requests[0].max_tokens == 20
