@@ -1,4 +1,4 @@
-"""Cheap/strong routing on RouteLLM's MMLU outcomes: random, kNN, logistic, ensemble, oracle.
+"""Cheap/strong routing on RouteLLM's MMLU outcomes: random, kNN, logistic, ensembles, oracle.
 
 Data: RouteLLM's MMLU evaluation responses (Apache-2.0), github.com/lm-sys/RouteLLM,
 `routellm/evals/mmlu/responses/mmlu_<subject>.csv` (columns `prompt`, the cheap model
@@ -7,8 +7,8 @@ and `contaminated_prompts.jsonl` (excluded). Put them under `<data>/routellm-mml
 
 Split: every non-contaminated prompt, shuffled with `--seed` (default 0), first half train, second
 half test (the "MMLU dev split, 50/50, seed 0"). Scorers are fitted on train only (k, the kNN
-weighting, the ensemble weight and whether the ensemble stacks, by cross-validation inside
-train) and reported on test once.
+weighting, the ensemble's weights — kNN vs logistic, and the lexical TF-IDF kNN member's share —
+and whether the ensemble stacks, by cross-validation inside train) and reported on test once.
 
     python benchmarks/cheap_strong.py [DATA_DIR] [--seed 0]
 
@@ -44,7 +44,8 @@ from agentroute.routing.embeddings import limit_threads
 CHEAP = "mistralai/Mixtral-8x7B-Instruct-v0.1"
 STRONG = "gpt-4-1106-preview"
 RESULTS = Path(__file__).resolve().parent / "results"
-DEFAULT = "ensemble kNN + logistic (default)"
+DEFAULT = "ensemble kNN + logistic + lexical kNN (default)"
+WITHOUT_LEXICAL = "ensemble kNN + logistic (no lexical member)"
 
 
 def load_mmlu(data: Path) -> list[OutcomeRow]:
@@ -95,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         ),
         "kNN (k, weighting by CV)": KnnScorer(embedder),
         "logistic (embedding + text features)": LogisticScorer(embedder),
+        WITHOUT_LEXICAL: EnsembleScorer(embedder, seed=args.seed, lexical=False),
         DEFAULT: ensemble,
     }
     results: dict[str, dict[str, Any]] = {}
@@ -154,7 +156,9 @@ def main(argv: list[str] | None = None) -> int:
         "to reach its best quality).",
         "Chosen by cross-validation on train: kNN "
         f"{results['kNN (k, weighting by CV)']['scorer']}, "
-        f"ensemble weight {default['scorer']['weight_chosen']}; stacker "
+        f"ensemble kNN weight {default['scorer']['weight_chosen']}, lexical weight "
+        f"{default['scorer']['lexical_weight_chosen']} (lexical k "
+        f"{default['scorer']['lexical']['k_chosen']}); stacker "
         f"{'used' if default['scorer']['stack_chosen'] else 'not used'} (train-only "
         f"cross-validated APGR: stacker {ensemble.cv_.get('stack', '–')}, best weighted "
         f"mean {_best_blend(ensemble.cv_)}).",

@@ -30,6 +30,7 @@ from agentroute._jsonl import json_lines
 from agentroute.errors import ConfigurationError
 from agentroute.routing._difficulty_eval import cheap_strong_curve
 from agentroute.routing._difficulty_features import FEATURE_NAMES, HashingEmbedder, text_features
+from agentroute.routing._difficulty_lexical import LexicalNeighbours
 from agentroute.routing._difficulty_memory import (
     KnnMemoryBook,
     MemoryItem,
@@ -1005,17 +1006,19 @@ def _fit_logistic(z: _F, y: _F, l2: float, iterations: int) -> tuple[_F, _F]:
 
 
 class EnsembleScorer:
-    """kNN and logistic predictions, blended. The default scorer.
+    """kNN, logistic and lexical-kNN predictions, blended. The default scorer.
 
-    Two blends are fitted on out-of-fold predictions of the training data (leave-one-out kNN,
-    k-fold logistic): a weighted mean of the members' predictions (the weight chosen by APGR),
-    and a stacker — ridge regressions over the kNN estimates at several neighbourhood sizes,
-    the neighbourhood's density and the logistic prediction (see `_difficulty_stack`). With
-    `stack="auto"` the stacker is used when its own out-of-fold APGR beats the best weighted
-    mean's; every choice is made on the training data only.
+    Two blends are fitted on out-of-fold predictions of the training data (leave-one-out kNN
+    over embeddings and over TF-IDF rows, k-fold logistic): a weighted mean of the members'
+    predictions (both weights chosen by APGR), and a stacker — ridge regressions over the kNN
+    estimates at several neighbourhood sizes, the neighbourhood's density and the logistic
+    prediction (see `_difficulty_stack`). With `stack="auto"` the stacker is used when its own
+    out-of-fold APGR beats the best weighted mean's; every choice is made on the training data
+    only. The lexical member (see `_difficulty_lexical`) reads the prompts' text, not their
+    embeddings, and learns online from the same memory as the kNN member.
 
     Args:
-        embedder: Shared by both members (one embedding per prompt).
+        embedder: Shared by the kNN and logistic members (one embedding per prompt).
         weight: kNN's share of the weighted mean, or `"auto"`.
         knn: Options for the kNN member.
         logistic: Options for the logistic member.
@@ -1024,10 +1027,16 @@ class EnsembleScorer:
         stack: Use the stacker: `True`, `False`, or `"auto"` (chosen by cross-validation;
             needs `weight="auto"` and 40 or more training prompts).
         stack_alpha: Ridge penalty of the stacker, per training row (standardised features).
+        lexical: Options for the lexical member (`LexicalNeighbours`: TF-IDF neighbours, which
+            catch prompts that share formulas, numbers and rare terms), or `False` to leave
+            it out.
+        lexical_weight: The lexical member's share of the weighted mean, or `"auto"` (chosen
+            with `weight` by cross-validation; 0 with fewer than 40 training prompts).
     """
 
     name = "ensemble"
     _WEIGHTS = (0.0, 0.25, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+    _LEXICAL_WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
     _STACK_KS = (10, 20, 40, 80, 160, 320)
 
     def __init__(
@@ -1041,6 +1050,8 @@ class EnsembleScorer:
         seed: int = 0,
         stack: bool | str = "auto",
         stack_alpha: float = 0.01,
+        lexical: Mapping[str, Any] | bool = True,
+        lexical_weight: float | str = "auto",
     ) -> None:
         if not (isinstance(stack, bool) or stack == "auto"):
             msg = f"EnsembleScorer: stack must be True, False or 'auto', got {stack!r}"
@@ -1061,6 +1072,20 @@ class EnsembleScorer:
         self.knn = KnnScorer(self._embedder, **dict(knn or {}))
         self.logistic = LogisticScorer(self._embedder, **dict(logistic or {}))
         self.weight_: float = 0.5 if weight == "auto" else float(weight)
+        if lexical_weight != "auto" and not (
+            isinstance(lexical_weight, int | float) and 0.0 <= lexical_weight <= 1.0
+        ):
+            msg = (
+                "EnsembleScorer: lexical_weight must be 'auto' or a number in [0, 1], got "
+                f"{lexical_weight!r}"
+            )
+            raise ConfigurationError(msg)
+        options = {} if isinstance(lexical, bool) else dict(lexical)
+        self.lexical: LexicalNeighbours | None = (
+            None if lexical is False else LexicalNeighbours(**options)
+        )
+        self.lexical_weight = lexical_weight
+        self.lexical_weight_: float = self._fixed_lexical_weight()
         self.cv_: dict[str, float] = {}
         self._replayed: set[str] = set()
         self._replay_lock = threading.Lock()
@@ -1087,9 +1112,18 @@ class EnsembleScorer:
             "weight_chosen": self.weight_,
             "stack": self.stack,
             "stack_chosen": self.stacker_ is not None,
+            "lexical_weight": self.lexical_weight,
+            "lexical_weight_chosen": self.lexical_weight_,
             "knn": self.knn.params(),
             "logistic": self.logistic.params(),
+            "lexical": self.lexical.params() if self.lexical is not None else None,
         }
+
+    def _fixed_lexical_weight(self) -> float:
+        """The lexical share before (or without) cross-validation."""
+        if self.lexical is None or self.lexical_weight == "auto":
+            return 0.0
+        return float(self.lexical_weight)
 
     def fit(
         self,
@@ -1123,8 +1157,10 @@ class EnsembleScorer:
         self.stacker_ = None
         self.cv_ = {}
         self.weight_ = 0.5 if self.weight == "auto" else float(self.weight)
+        self.lexical_weight_ = self._fixed_lexical_weight()
+        yc, ys = _unit_labels(cheap, strong)
+        lexical_loo = self.lexical.fit(texts, yc, ys) if self.lexical is not None else None
         if self.weight == "auto" and n >= 40:
-            yc, ys = _unit_labels(cheap, strong)
             base = self.knn._base
             idx, sims = self.knn._neighbours(
                 self.knn._prep(vectors),
@@ -1153,14 +1189,29 @@ class EnsembleScorer:
                 tsel = [int(i) for i in np.nonzero(test)[0]]
                 x = member._features([texts[i] for i in tsel], np.asarray(vectors)[tsel])
                 lc[tsel], ls[tsel], _ = member.predict_features(x)
-            best = (-math.inf, 0.5)
-            for wt in self._WEIGHTS:
-                value = _value(wt * kc + (1 - wt) * lc, wt * ks + (1 - wt) * ls)
-                score = _apgr(value, yc, ys)
-                self.cv_[f"weight={wt}"] = round(score, 4)
-                if score > best[0] + 1e-9:
-                    best = (score, wt)
-            self.weight_ = best[1]
+            xc, xs = (
+                lexical_loo[self.lexical.k_]
+                if self.lexical is not None and lexical_loo is not None
+                else (np.zeros(n), np.zeros(n))
+            )
+            if self.lexical is None:
+                shares: Sequence[float] = (0.0,)
+            elif self.lexical_weight == "auto":
+                shares = self._LEXICAL_WEIGHTS
+            else:
+                shares = (float(self.lexical_weight),)
+            best = (-math.inf, 0.5, 0.0)
+            for lw in shares:
+                for wt in self._WEIGHTS:
+                    value = _value(
+                        (1 - lw) * (wt * kc + (1 - wt) * lc) + lw * xc,
+                        (1 - lw) * (wt * ks + (1 - wt) * ls) + lw * xs,
+                    )
+                    score = _apgr(value, yc, ys)
+                    self.cv_[f"weight={wt}" + (f",lexical={lw}" if lw else "")] = round(score, 4)
+                    if score > best[0] + 1e-9:
+                        best = (score, wt, lw)
+            self.weight_, self.lexical_weight_ = best[1], best[2]
             if self.stack is not False:
                 self._fit_stacker(vectors, (kc, ks, lc, ls), yc, ys, best[0])
         self.logistic.fit_vectors(vectors, texts, cheap, strong)
@@ -1220,9 +1271,14 @@ class EnsembleScorer:
         found = self.knn._search(vectors, max(self._STACK_KS) if stacker is not None else 0)
         a = self.knn._scores(found)
         b = self.logistic.score_vectors(vectors, texts)
-        wt = self.weight_
+        wt, lw = self.weight_, self.lexical_weight_
         pc = wt * np.array([x.p_cheap for x in a]) + (1 - wt) * np.array([y.p_cheap for y in b])
         ps = wt * np.array([x.p_strong for x in a]) + (1 - wt) * np.array([y.p_strong for y in b])
+        lexical = None
+        if self.lexical is not None and self.lexical.fitted and lw > 0 and stacker is None:
+            lexical = self.lexical.predict(list(texts))
+            pc = (1 - lw) * pc + lw * lexical[0]
+            ps = (1 - lw) * ps + lw * lexical[1]
         if stacker is not None:
             idx, sims = found.first(max(self._STACK_KS))
             members = [
@@ -1242,8 +1298,18 @@ class EnsembleScorer:
                 evidence["stack"] = {n: share[n] for n in top}
             else:
                 evidence["knn_weight"] = wt
+                evidence["lexical_weight"] = lw if lexical is not None else 0.0
             evidence["knn"] = {**x.evidence, "value": round(x.value, 4)}
             evidence["logistic"] = {**y.evidence, "value": round(y.value, 4)}
+            if lexical is not None:
+                lc_i, ls_i, near = (float(v[i]) for v in lexical)
+                evidence["lexical"] = {
+                    "k": self.lexical.k_ if self.lexical is not None else None,
+                    "p_cheap": round(lc_i, 4),
+                    "p_strong": round(ls_i, 4),
+                    "value": round(float(_value(np.array([lc_i]), np.array([ls_i]))[0]), 4),
+                    "best_similarity": round(near, 4),
+                }
             out.append(
                 DifficultyScore(
                     value=float(values[i]),
@@ -1295,6 +1361,8 @@ class EnsembleScorer:
             return
         with self._replay_lock:  # feedback arrives from worker threads
             online = self.knn.online_items
+            if self.lexical is not None and self.lexical_weight_ > 0:
+                self.lexical.set_online(online)
             for item in online:
                 if item.id not in self._replayed:
                     self._replayed.add(item.id)
