@@ -1031,7 +1031,9 @@ class EnsembleScorer:
             catch prompts that share formulas, numbers and rare terms), or `False` to leave
             it out.
         lexical_weight: The lexical member's share of the weighted mean, or `"auto"` (chosen
-            with `weight` by cross-validation; 0 with fewer than 40 training prompts).
+            by cross-validation, with `weight` when that is `"auto"` too; 0 with fewer than 40
+            training prompts, when the stacker is used — it reads no lexical feature — or when
+            scikit-learn is missing and the member was not asked for explicitly).
     """
 
     name = "ensemble"
@@ -1073,7 +1075,9 @@ class EnsembleScorer:
         self.logistic = LogisticScorer(self._embedder, **dict(logistic or {}))
         self.weight_: float = 0.5 if weight == "auto" else float(weight)
         if lexical_weight != "auto" and not (
-            isinstance(lexical_weight, int | float) and 0.0 <= lexical_weight <= 1.0
+            isinstance(lexical_weight, int | float)
+            and not isinstance(lexical_weight, bool)
+            and 0.0 <= lexical_weight <= 1.0
         ):
             msg = (
                 "EnsembleScorer: lexical_weight must be 'auto' or a number in [0, 1], got "
@@ -1081,8 +1085,19 @@ class EnsembleScorer:
             )
             raise ConfigurationError(msg)
         options = {} if isinstance(lexical, bool) else dict(lexical)
-        self.lexical: LexicalNeighbours | None = (
-            None if lexical is False else LexicalNeighbours(**options)
+        try:
+            self.lexical: LexicalNeighbours | None = (
+                None if lexical is False else LexicalNeighbours(**options)
+            )
+        except TypeError as exc:
+            msg = (
+                f"EnsembleScorer: unknown lexical option in {sorted(options)}: {exc}; use k, "
+                "ks, prior or min_df"
+            )
+            raise ConfigurationError(msg) from exc
+        # Asked for by name: then a missing scikit-learn is an error, not a silent skip.
+        self._lexical_required = not isinstance(lexical, bool) or (
+            lexical_weight != "auto" and float(lexical_weight) > 0
         )
         self.lexical_weight = lexical_weight
         self.lexical_weight_: float = self._fixed_lexical_weight()
@@ -1159,8 +1174,10 @@ class EnsembleScorer:
         self.weight_ = 0.5 if self.weight == "auto" else float(self.weight)
         self.lexical_weight_ = self._fixed_lexical_weight()
         yc, ys = _unit_labels(cheap, strong)
-        lexical_loo = self.lexical.fit(texts, yc, ys) if self.lexical is not None else None
-        if self.weight == "auto" and n >= 40:
+        lexical_loo = self._fit_lexical(texts, yc, ys, n)
+        if n >= 40 and (
+            self.weight == "auto" or (lexical_loo is not None and self.lexical_weight == "auto")
+        ):
             base = self.knn._base
             idx, sims = self.knn._neighbours(
                 self.knn._prep(vectors),
@@ -1194,15 +1211,16 @@ class EnsembleScorer:
                 if self.lexical is not None and lexical_loo is not None
                 else (np.zeros(n), np.zeros(n))
             )
-            if self.lexical is None:
+            if lexical_loo is None:
                 shares: Sequence[float] = (0.0,)
             elif self.lexical_weight == "auto":
                 shares = self._LEXICAL_WEIGHTS
             else:
                 shares = (float(self.lexical_weight),)
-            best = (-math.inf, 0.5, 0.0)
+            weights = self._WEIGHTS if self.weight == "auto" else (float(self.weight),)
+            best = (-math.inf, self.weight_, 0.0)
             for lw in shares:
-                for wt in self._WEIGHTS:
+                for wt in weights:
                     value = _value(
                         (1 - lw) * (wt * kc + (1 - wt) * lc) + lw * xc,
                         (1 - lw) * (wt * ks + (1 - wt) * ls) + lw * xs,
@@ -1212,12 +1230,36 @@ class EnsembleScorer:
                     if score > best[0] + 1e-9:
                         best = (score, wt, lw)
             self.weight_, self.lexical_weight_ = best[1], best[2]
-            if self.stack is not False:
+            if self.weight == "auto" and self.stack is not False:
                 self._fit_stacker(vectors, (kc, ks, lc, ls), yc, ys, best[0])
+                if self.stacker_ is not None:
+                    self.lexical_weight_ = 0.0  # the stacker reads no lexical feature
         self.logistic.fit_vectors(vectors, texts, cheap, strong)
         self._replayed = set()
         self._replay()
         return self
+
+    def _fit_lexical(
+        self, texts: Sequence[str], yc: _F, ys: _F, n: int
+    ) -> dict[int, tuple[_F, _F]] | None:
+        """Fit the lexical member when it can get weight; its leave-one-out estimates."""
+        lexical = self.lexical
+        if lexical is None or (self.lexical_weight == "auto" and n < 40):
+            self.lexical_weight_ = 0.0
+            return None
+        if self.lexical_weight != "auto" and float(self.lexical_weight) == 0:
+            return None
+        try:
+            # Serialised with `_replay`'s `set_online`, so online rows always match the
+            # vocabulary they were vectorised with.
+            with self._replay_lock:
+                return lexical.fit(texts, yc, ys)
+        except ImportError:
+            if self._lexical_required:
+                raise
+            log.info("ensemble lexical member left out: scikit-learn is not installed")
+            self.lexical_weight_ = 0.0
+            return None
 
     def _stack_names(self) -> list[str]:
         names = [f"knn{k}_{tier}" for k in self._STACK_KS for tier in ("cheap", "strong")]

@@ -84,8 +84,11 @@ def test_the_lexical_member_carries_a_signal_the_embeddings_miss() -> None:
     assert "lexical" not in without.score(["write the theorem"])[0].evidence
 
 
-def test_leave_one_out_estimates_never_read_the_prompts_own_label() -> None:
-    """A prompt that shares no term with any other gets the memory's mean, not its own label."""
+def test_leave_one_out_estimates_exclude_the_prompts_own_row() -> None:
+    """A prompt that shares no term with any other gets the prior (the memory's mean).
+
+    Its own row is never a neighbour; its label reaches it only through that mean.
+    """
     texts = ["apple banana", "apple banana", "cherry apple", "zebra quokka"]
     cheap = np.array([1.0, 1.0, 1.0, 0.0])
     strong = np.ones(4)
@@ -122,13 +125,15 @@ def test_online_rows_are_added_kept_and_dropped_with_the_memory() -> None:
     after = lex.predict(query)[0][0]
     assert after < before - 0.3
     calls: list[int] = []
-    original = lex._vectorizer.transform
+    assert lex._state is not None
+    vectorizer = lex._state.vectorizer
+    original = vectorizer.transform
 
     def counting(batch: list[str]) -> Any:
         calls.append(len(batch))
         return original(batch)
 
-    lex._vectorizer.transform = counting
+    vectorizer.transform = counting
     lex.set_online([*items, _Item("o5", "omega omega theta", 0.0, 1.0)])
     assert calls == [1]
     lex.set_online([])
@@ -150,11 +155,71 @@ def test_ensemble_feedback_reaches_the_lexical_member() -> None:
     assert scorer.lexical.params()["online_memory"] == 6
 
 
-@pytest.mark.parametrize("bad", [-0.1, 1.5, "most", None])
+@pytest.mark.parametrize("bad", [-0.1, 1.5, "most", None, True])
 def test_a_bad_lexical_weight_is_a_configuration_error(bad: Any) -> None:
-    """`lexical_weight` outside [0, 1] (or not `"auto"`) is refused, naming the parameter."""
+    """`lexical_weight` outside [0, 1] (or not `"auto"`, or a bool) is refused by name."""
     with pytest.raises(ConfigurationError, match="lexical_weight"):
         EnsembleScorer(NoiseEmbedder(), lexical_weight=bad)
+
+
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [({"k": 0}, "k must"), ({"ks": []}, "ks must"), ({"prior": -1}, "prior"), ({"kk": 5}, "kk")],
+)
+def test_bad_lexical_options_are_configuration_errors(options: dict[str, Any], named: str) -> None:
+    """Bad or unknown lexical options fail at construction, naming what was wrong."""
+    with pytest.raises(ConfigurationError, match=named):
+        EnsembleScorer(NoiseEmbedder(), lexical=options)
+
+
+@pytest.mark.parametrize("n", [10, 60])
+def test_one_tier_per_prompt_still_fits(n: int) -> None:
+    """Feedback-style data (each prompt has one tier's outcome, never both) fits and scores.
+
+    Nothing can be cross-validated on it, so the lexical member keeps weight 0.
+    """
+    texts, _, _ = _data(n, seed=0)
+    cheap = [1.0 if i % 2 == 0 else None for i in range(n)]
+    strong = [None if i % 2 == 0 else 1.0 for i in range(n)]
+    scorer = EnsembleScorer(NoiseEmbedder()).fit(texts, cheap, strong)
+    assert scorer.lexical_weight_ == 0
+    assert len(scorer.score(["write the theorem"])) == 1
+
+
+def test_a_fixed_knn_weight_still_cross_validates_the_lexical_share() -> None:
+    """With `weight` fixed, `lexical_weight="auto"` is still chosen by cross-validation."""
+    scorer = EnsembleScorer(NoiseEmbedder(), weight=0.5, stack=False).fit(*_data(150, seed=0))
+    assert scorer.weight_ == 0.5
+    assert scorer.lexical_weight_ > 0
+
+
+def test_the_stacker_leaves_the_lexical_member_at_zero_weight() -> None:
+    """When the stacker is used it reads no lexical feature, so the params say weight 0."""
+    scorer = EnsembleScorer(NoiseEmbedder(), stack=True).fit(*_data(150, seed=0))
+    assert scorer.stacker_ is not None
+    assert scorer.lexical_weight_ == 0
+    assert scorer.params()["lexical_weight_chosen"] == 0
+    assert "lexical" not in scorer.score(["write the theorem"])[0].evidence
+
+
+def test_without_scikit_learn_the_default_ensemble_fits_without_its_lexical_member(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A missing scikit-learn drops the lexical member of the default ensemble.
+
+    The ensemble fits as it did before the member existed; asking for the member explicitly
+    raises an ImportError naming the extra to install.
+    """
+    import sys
+
+    monkeypatch.setitem(sys.modules, "sklearn", None)
+    monkeypatch.setitem(sys.modules, "sklearn.feature_extraction.text", None)
+    data = _data(150, seed=0)
+    scorer = EnsembleScorer(NoiseEmbedder(), stack=False).fit(*data)
+    assert scorer.lexical_weight_ == 0
+    assert len(scorer.score(["write the theorem"])) == 1
+    with pytest.raises(ImportError, match="pip install"):
+        EnsembleScorer(NoiseEmbedder(), lexical={"k": 50}).fit(*data)
 
 
 def test_tiny_or_empty_training_data_leaves_the_lexical_member_out() -> None:

@@ -522,9 +522,20 @@ class CrossEncoderReranker:
         """The activation to apply, deciding from this first batch when nothing else did."""
         with self._lock:
             applied = self.applied_activation
-            if applied is None:
-                applied = "sigmoid" if values.min() < 0.0 or values.max() > 1.0 else "none"
-                self._decide(applied, "first batch")
+            if applied is not None:
+                return applied
+            finite = values[np.isfinite(values)]
+            if finite.size == 0:
+                return "sigmoid"  # nothing to decide from: a later batch decides
+            applied = "sigmoid" if finite.min() < 0.0 or finite.max() > 1.0 else "none"
+            self._decide(applied, "first batch")
+            if applied == "none":
+                _log.warning(
+                    "cross-encoder outputs of the first batch all lie in [0, 1], so they are "
+                    "used as probabilities from now on; pass activation='sigmoid' if the model "
+                    "outputs logits",
+                    model=self.model,
+                )
             return applied
 
     def score_pairs(self, query: str, documents: Sequence[str]) -> list[float]:

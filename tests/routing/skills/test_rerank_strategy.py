@@ -588,6 +588,19 @@ def test_cross_encoder_maps_logits_the_same_way_for_every_query(
     assert loaded == ["/models/fake-ce"]
 
 
+def test_cross_encoder_does_not_decide_from_a_batch_without_finite_outputs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A first batch of NaN outputs decides nothing; the next batch with real logits does."""
+    scores = {"bad": float("nan"), "far": -2.0, "near": 3.0}
+    _fake_cross_encoder(monkeypatch, scores)
+    reranker = CrossEncoderReranker("/models/nan-ce")
+    reranker.score_pairs("q0", ["bad"])
+    assert reranker.applied_activation is None
+    assert reranker.score_pairs("q1", ["far", "near"]) == [_sigmoid(-2.0), _sigmoid(3.0)]
+    assert (reranker.applied_activation, reranker.activation_source) == ("sigmoid", "first batch")
+
+
 def test_cross_encoder_follows_the_models_configured_activation(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
