@@ -621,13 +621,13 @@ def run_sim(
     pre = np.flatnonzero(star_tasks[:drift_at])[-2000:]
     return {
         "star_share_pre": float(star_pick[pre].mean()),
-        "first_dip": first_dip,
+        "recovery_first_dip": first_dip,
         "quality": float(quality.mean()),
         "quality_pre": float(quality[:drift_at].mean()),
         "quality_post": float(quality[drift_at:].mean()),
         "cost": float(cost.mean()),
         "p95_latency": float(np.percentile(latency, 95)),
-        "recovery": recovery,
+        "recovery_settled": recovery,
         "rolling": np.convolve(quality, np.ones(500) / 500, mode="valid"),
     }
 
@@ -673,8 +673,8 @@ def run_part_b(
                     r["cost"] * 1000,
                     r["p95_latency"],
                     r["star_share_pre"],
-                    "never" if r["first_dip"] is None else r["first_dip"],
-                    "never" if r["recovery"] is None else r["recovery"],
+                    "never" if r["recovery_first_dip"] is None else r["recovery_first_dip"],
+                    "never" if r["recovery_settled"] is None else r["recovery_settled"],
                 ]
             )
             print(f"    {strat} @{wave}: {time.perf_counter() - t0:.1f}s", flush=True)
