@@ -38,6 +38,7 @@ from agentroute.routing._difficulty_memory import (
     items_for,
     merge_items,
 )
+from agentroute.routing._difficulty_neighbours import label_mean, shrunk_mean, top_k
 from agentroute.routing._difficulty_stack import Stacker, cross_predict
 from agentroute.routing.embeddings import Embedder, Matrix, normalize
 from agentroute.routing.embeddings._default import default_embedder
@@ -273,7 +274,7 @@ class _Memory:
 
         Computed once per memory: an update replaces the whole object.
         """
-        return _label_mean(self.cheap), _label_mean(self.strong)
+        return label_mean(self.cheap), label_mean(self.strong)
 
     def spliced(
         self, start: int, drop: int, vectors: Matrix, items: Sequence[MemoryItem]
@@ -300,10 +301,6 @@ class _Memory:
                 [np.nan if i.strong is None else i.strong for i in items],
             ],
         )
-
-
-def _label_mean(labels: _F) -> float:
-    return float(np.nanmean(labels)) if (~np.isnan(labels)).any() else 0.5
 
 
 @dataclass(frozen=True)
@@ -533,14 +530,8 @@ class KnnScorer:
             return idx, sims
         for start in range(0, len(queries), 1024):
             block = queries[start : start + 1024] @ mem.vectors.T
-            if exclude_self:
-                rows = np.arange(block.shape[0])
-                block[rows, rows + start] = -np.inf
-            part = np.argpartition(-block, k - 1, axis=1)[:, :k]
-            part_sims = np.take_along_axis(block, part, axis=1)
-            order = np.argsort(-part_sims, axis=1)
-            idx[start : start + len(block)] = np.take_along_axis(part, order, axis=1)
-            sims[start : start + len(block)] = np.take_along_axis(part_sims, order, axis=1)
+            found = top_k(block, k, start if exclude_self else None)
+            idx[start : start + len(block)], sims[start : start + len(block)] = found
         return idx, sims
 
     def _estimate(
@@ -551,11 +542,7 @@ class KnnScorer:
         w = np.exp((sims - sims[:, :1]) / temperature) if temperature > 0 else np.ones_like(sims)
         out = []
         for labels, mean in zip((mem.cheap, mem.strong), mem.label_means, strict=True):
-            y = labels[idx]
-            seen = ~np.isnan(y)
-            ww = np.where(seen, w, 0.0)
-            num = (ww * np.nan_to_num(y)).sum(axis=1) + self.prior * mean
-            out.append(num / (ww.sum(axis=1) + self.prior))
+            out.append(shrunk_mean(labels[idx], w, self.prior, mean))
         return out[0], out[1]
 
     def _cross_validate(self) -> None:
@@ -1318,9 +1305,10 @@ class EnsembleScorer:
         ps = wt * np.array([x.p_strong for x in a]) + (1 - wt) * np.array([y.p_strong for y in b])
         lexical = None
         if self.lexical is not None and self.lexical.fitted and lw > 0 and stacker is None:
-            lexical = self.lexical.predict(list(texts))
-            pc = (1 - lw) * pc + lw * lexical[0]
-            ps = (1 - lw) * ps + lw * lexical[1]
+            xc, xs, near = self.lexical.predict(list(texts))
+            lexical = (self.lexical.k_, xc, xs, _value(xc, xs), near)
+            pc = (1 - lw) * pc + lw * xc
+            ps = (1 - lw) * ps + lw * xs
         if stacker is not None:
             idx, sims = found.first(max(self._STACK_KS))
             members = [
@@ -1344,13 +1332,13 @@ class EnsembleScorer:
             evidence["knn"] = {**x.evidence, "value": round(x.value, 4)}
             evidence["logistic"] = {**y.evidence, "value": round(y.value, 4)}
             if lexical is not None:
-                lc_i, ls_i, near = (float(v[i]) for v in lexical)
+                k, xc, xs, xv, near = lexical
                 evidence["lexical"] = {
-                    "k": self.lexical.k_ if self.lexical is not None else None,
-                    "p_cheap": round(lc_i, 4),
-                    "p_strong": round(ls_i, 4),
-                    "value": round(float(_value(np.array([lc_i]), np.array([ls_i]))[0]), 4),
-                    "best_similarity": round(near, 4),
+                    "k": k,
+                    "p_cheap": round(float(xc[i]), 4),
+                    "p_strong": round(float(xs[i]), 4),
+                    "value": round(float(xv[i]), 4),
+                    "best_similarity": round(float(near[i]), 4),
                 }
             out.append(
                 DifficultyScore(

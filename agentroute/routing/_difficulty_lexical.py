@@ -25,6 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from agentroute.errors import ConfigurationError
+from agentroute.routing._difficulty_neighbours import label_mean, shrunk_mean, top_k
 from agentroute.routing.embeddings._sentence_transformers import EMBEDDINGS_EXTRA
 
 __all__ = ["LexicalNeighbours"]
@@ -57,7 +58,7 @@ class _Rows:
         return out
 
     def means(self) -> tuple[float, float]:
-        return _mean(self.cheap), _mean(self.strong)
+        return label_mean(self.cheap), label_mean(self.strong)
 
 
 @dataclass(frozen=True)
@@ -70,10 +71,6 @@ class _State:
     k: int
     online_ids: tuple[str, ...] = ()
     online_matrix: Any = None
-
-
-def _mean(labels: _F) -> float:
-    return float(np.nanmean(labels)) if (~np.isnan(labels)).any() else 0.5
 
 
 class _NoTerms:
@@ -261,31 +258,15 @@ class LexicalNeighbours:
         kmax = min(max(sizes), n_m - (1 if exclude_self else 0))
         for start in range(0, n_q, _CHUNK):
             block = rows.similarities(queries[start : start + _CHUNK])
-            if exclude_self:
-                span = np.arange(block.shape[0])
-                block[span, start + span] = -np.inf
             if kmax <= 0:
-                idx = np.zeros((block.shape[0], 0), dtype=np.int64)
-            elif kmax < n_m:
-                idx = np.argpartition(-block, kmax - 1, axis=1)[:, :kmax]
-            else:
-                idx = np.tile(np.arange(n_m), (block.shape[0], 1))
-            sims = np.take_along_axis(block, idx, axis=1)
-            order = np.argsort(-sims, axis=1, kind="stable")
-            idx = np.take_along_axis(idx, order, axis=1)
-            sims = np.maximum(np.take_along_axis(sims, order, axis=1), 0.0)
-            if sims.shape[1]:
-                best[start : start + _CHUNK] = sims[:, 0]
-            for k in sizes:
+                for pc, ps in out.values():
+                    pc[start : start + _CHUNK], ps[start : start + _CHUNK] = mc, ms
+                continue
+            idx, sims = top_k(block, kmax, start if exclude_self else None)
+            sims = np.maximum(sims, 0.0)
+            best[start : start + _CHUNK] = sims[:, 0]
+            for k, (pc, ps) in out.items():
                 i, w = idx[:, :k], sims[:, :k]
-                for labels, mean, dest in (
-                    (rows.cheap, mc, out[k][0]),
-                    (rows.strong, ms, out[k][1]),
-                ):
-                    y = labels[i]
-                    ww = np.where(np.isnan(y), 0.0, w)
-                    num = (ww * np.nan_to_num(y)).sum(axis=1) + self.prior * mean
-                    den = ww.sum(axis=1) + self.prior
-                    safe = np.where(den > 0, den, 1.0)
-                    dest[start : start + _CHUNK] = np.where(den > 0, num / safe, mean)
+                pc[start : start + _CHUNK] = shrunk_mean(rows.cheap[i], w, self.prior, mc)
+                ps[start : start + _CHUNK] = shrunk_mean(rows.strong[i], w, self.prior, ms)
         return out, best

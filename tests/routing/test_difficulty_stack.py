@@ -164,13 +164,13 @@ def test_the_knn_label_means_are_computed_once_per_memory(monkeypatch: pytest.Mo
     """
     scorer = EnsembleScorer(HashingEmbedder(), stack=True).fit(*_data())
     computed: list[float] = []
-    mean = _difficulty._label_mean
+    mean = _difficulty.label_mean
 
     def counting_mean(labels: Any) -> float:
         computed.append(mean(labels))
         return computed[-1]
 
-    monkeypatch.setattr(_difficulty, "_label_mean", counting_mean)
+    monkeypatch.setattr(_difficulty, "label_mean", counting_mean)
     scorer.score(["prove the theorem about primes 999"])
     scorer.score(["greet the user 999", "greet the user 998"])
     assert computed == [pytest.approx(2 / 3), 1.0]
