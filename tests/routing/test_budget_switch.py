@@ -31,6 +31,8 @@ from agentroute.routing._difficulty_features import HashingEmbedder
 from agentroute.stores import InMemoryTraceStore
 from agentroute.testing import ScriptedModelClient
 
+from ._switch import model_decision, switch_registry, switch_router
+
 
 class FakeEmbedder:
     """Two clusters: 'proof' prompts and the rest, with a little per-text jitter."""
@@ -56,45 +58,16 @@ def _data(n: int = 60) -> tuple[list[str], list[float], list[float]]:
     return texts, cheap, strong
 
 
-def _registry(tiers: Sequence[str] = ("cheap", "strong")) -> ar.Registry:
-    reg = ar.Registry()
-    prices = {"cheap": (0.1, 0.4), "mid": (0.5, 2.0), "strong": (2.5, 10.0)}
-    for tier in tiers:
-        inp, out = prices[tier]
-        reg.model(tier, f"m/{tier}", tier=tier, input_price_per_mtok=inp, output_price_per_mtok=out)
-
-    @reg.agent()
-    async def solver(ctx: ar.AgentContext, task: str) -> str:
-        """Answers."""
-        return await ctx.complete(task)
-
-    return reg
-
-
-def _router(switch: BudgetSwitch, reg: ar.Registry | None = None) -> ar.Router:
-    return ar.Router(
-        reg or _registry(),
-        agent=Static("solver"),
-        model=switch,
-        store=InMemoryTraceStore(),
-        client=ScriptedModelClient(default="ok"),
-    )
-
-
 def _fitted_knn() -> KnnScorer:
     return KnnScorer(FakeEmbedder()).fit(*_data())
 
 
-def _model_decision(router: ar.Router, run_id: str) -> Any:
-    return next(d for d in router.trace(run_id).decisions if d.slot == "model")
-
-
 def test_threshold_routes_hard_prompts_up_and_records_why() -> None:
     """Hard prompts go strong, easy ones cheap; evidence has score, threshold, budget, cost."""
-    router = _router(BudgetSwitch.threshold(_fitted_knn(), t=0.6))
+    router = switch_router(BudgetSwitch.threshold(_fitted_knn(), t=0.6))
     hard = router.run_sync("proof of a new theorem", budget=ar.Budget(usd=1.0))
     easy = router.run_sync("say hello to me", budget=ar.Budget(usd=1.0))
-    d_hard, d_easy = _model_decision(router, hard.run_id), _model_decision(router, easy.run_id)
+    d_hard, d_easy = model_decision(router, hard.run_id), model_decision(router, easy.run_id)
     assert d_hard.chosen == ["strong"]
     assert d_easy.chosen == ["cheap"]
     ev = d_hard.evidence
@@ -110,9 +83,9 @@ def test_threshold_routes_hard_prompts_up_and_records_why() -> None:
 
 def test_metadata_knob_changes_the_threshold_without_refitting() -> None:
     """Run metadata `budget_switch.t` (or `strong_share`) overrides t for that run only."""
-    router = _router(BudgetSwitch.threshold(_fitted_knn(), t=0.6))
+    router = switch_router(BudgetSwitch.threshold(_fitted_knn(), t=0.6))
     res = router.run_sync("proof again", metadata={"budget_switch": {"t": 0.99}})
-    decision = _model_decision(router, res.run_id)
+    decision = model_decision(router, res.run_id)
     assert decision.chosen == ["cheap"]
     assert decision.evidence["threshold_source"] == "metadata.t"
 
@@ -122,11 +95,11 @@ def test_strong_share_knob_uses_calibration_scores() -> None:
     switch = BudgetSwitch.threshold(_fitted_knn(), t=0.6)
     texts, _, _ = _data()
     switch.calibrate(texts, strong_share=0.5)
-    router = _router(switch)
+    router = switch_router(switch)
     low = router.run_sync("proof x", metadata={"budget_switch": {"strong_share": 0.0}})
     high = router.run_sync("say hi", metadata={"budget_switch": {"strong_share": 1.0}})
-    assert _model_decision(router, low.run_id).chosen == ["cheap"]
-    assert _model_decision(router, high.run_id).chosen == ["strong"]
+    assert model_decision(router, low.run_id).chosen == ["cheap"]
+    assert model_decision(router, high.run_id).chosen == ["strong"]
 
 
 def test_first_strong_and_always_policies() -> None:
@@ -142,7 +115,7 @@ def test_first_strong_and_always_policies() -> None:
 def _ctx(switch: BudgetSwitch, reg: ar.Registry | None = None, **fields: Any) -> Any:
     from agentroute.routing import RoutingContext
 
-    reg = reg or _registry()
+    reg = reg or switch_registry()
     switch.validate(reg, ["solver"])
     values: dict[str, Any] = {
         "run_id": "r",
@@ -159,7 +132,7 @@ def _ctx(switch: BudgetSwitch, reg: ar.Registry | None = None, **fields: Any) ->
 
 def test_three_tiers_are_ordered_by_price_with_two_thresholds() -> None:
     """Cheap < mid < strong by price; scores between the thresholds pick `mid`."""
-    reg = _registry(("strong", "cheap", "mid"))
+    reg = switch_registry(("strong", "cheap", "mid"))
     switch = BudgetSwitch.threshold(_fitted_knn(), t=[0.2, 1.0])
     decision = asyncio.run(switch.route(_ctx(switch, reg, task="proof thing")))
     assert decision.evidence["tiers"] == ["cheap", "mid", "strong"]
@@ -169,11 +142,11 @@ def test_three_tiers_are_ordered_by_price_with_two_thresholds() -> None:
 def test_bad_configuration_is_refused() -> None:
     """Unknown tiers, unknown policies, unfitted scorers and missing prices fail clearly."""
     with pytest.raises(ConfigurationError, match="did you mean 'strong'"):
-        BudgetSwitch.always("strnog").validate(_registry(), [])
+        BudgetSwitch.always("strnog").validate(switch_registry(), [])
     with pytest.raises(ConfigurationError, match="unknown BudgetSwitch policy"):
         BudgetSwitch("sometimes")
     with pytest.raises(ConfigurationError, match="has no data"):
-        BudgetSwitch.threshold(KnnScorer(FakeEmbedder())).validate(_registry(), [])
+        BudgetSwitch.threshold(KnnScorer(FakeEmbedder())).validate(switch_registry(), [])
     with pytest.raises(ConfigurationError, match="has no data yet"):
         KnnScorer(FakeEmbedder()).score(["x"])
     reg = ar.Registry()
@@ -185,9 +158,9 @@ def test_bad_configuration_is_refused() -> None:
 def test_cold_start_routes_without_a_score_then_learns_from_feedback() -> None:
     """`cold_start='cheap'` compiles unfitted; feedback on runs feeds the kNN memory."""
     scorer = KnnScorer(FakeEmbedder(), k=1)
-    router = _router(BudgetSwitch.threshold(scorer, t=0.6, cold_start="cheap"))
+    router = switch_router(BudgetSwitch.threshold(scorer, t=0.6, cold_start="cheap"))
     res = router.run_sync("proof one")
-    assert _model_decision(router, res.run_id).evidence["score"] is None
+    assert model_decision(router, res.run_id).evidence["score"] is None
     asyncio.run(router.feedback(res.run_id, score=0.0))
     assert scorer.size == 1
 
@@ -210,9 +183,9 @@ def test_yaml_form_builds_and_fits_from_a_file(tmp_path: Path) -> None:
     )
     assert isinstance(switch, BudgetSwitch)
     switch._embedder = FakeEmbedder()
-    router = _router(switch)
+    router = switch_router(switch)
     res = router.run_sync("proof of it")
-    assert _model_decision(router, res.run_id).chosen == ["strong"]
+    assert model_decision(router, res.run_id).chosen == ["strong"]
     trace = router.trace(res.run_id)
     assert trace.decisions[-1].evidence["policy"] == "threshold"
     assert trace.run.router["model"]["params"]["policy"] == "threshold"
@@ -378,17 +351,8 @@ def test_eval_command_prints_one_json_object(tmp_path: Path) -> None:
     assert load_outcomes(path)[0].cheap_cost == 0.001
 
 
-def _pair_registry(cheap: str, strong: str) -> ar.Registry:
-    reg = ar.Registry()
-    reg.model("cheap", cheap, tier="cheap", input_price_per_mtok=0.1, output_price_per_mtok=1)
-    reg.model("strong", strong, tier="strong", input_price_per_mtok=1, output_price_per_mtok=9)
-
-    @reg.agent()
-    def solver(ctx: ar.AgentContext, task: str) -> str:
-        """Answers."""
-        return "ok"
-
-    return reg
+def _pair(strong: str = "b/large") -> ar.Registry:
+    return switch_registry(models={"cheap": "a/mini", "strong": strong})
 
 
 def test_default_memory_key_separates_model_pairs_and_shares_one_pair() -> None:
@@ -406,23 +370,23 @@ def test_default_memory_key_separates_model_pairs_and_shares_one_pair() -> None:
         switch.validate(reg, [])
         return switch, scorer
 
-    first, first_scorer = switch_on(_pair_registry("a/mini", "b/large"))
+    first, first_scorer = switch_on(_pair())
     assert first.memory_key == f"budget-switch/memory/a/mini..b/large/{FakeEmbedder().name}"
     assert first.params()["key"] == first.memory_key
     first_scorer.update("proof of it", cheap=0.0, strong=1.0)
-    same, same_scorer = switch_on(_pair_registry("a/mini", "b/large"))
-    other, other_scorer = switch_on(_pair_registry("a/mini", "c/huge"))
+    same, same_scorer = switch_on(_pair())
+    other, other_scorer = switch_on(_pair("c/huge"))
     assert same.memory_key == first.memory_key
     assert same_scorer.size == 1
     assert other.memory_key == f"budget-switch/memory/a/mini..c/huge/{FakeEmbedder().name}"
     assert other_scorer.size == 0
     explicit = BudgetSwitch.threshold(KnnScorer(FakeEmbedder(), k=1), cold_start="cheap", key="k")
     explicit.bind_store(store)
-    explicit.validate(_pair_registry("a/mini", "b/large"), [])
+    explicit.validate(_pair(), [])
     assert explicit.memory_key == "k"
     ensemble = BudgetSwitch.threshold(EnsembleScorer(HashingEmbedder()), cold_start="cheap")
     ensemble.bind_store(store)
-    ensemble.validate(_pair_registry("a/mini", "b/large"), [])
+    ensemble.validate(_pair(), [])
     assert ensemble.memory_key == f"budget-switch/memory/a/mini..b/large/{HashingEmbedder().name}"
 
 
@@ -434,7 +398,7 @@ def test_a_key_holding_something_else_is_a_configuration_error() -> None:
     switch = BudgetSwitch.threshold(scorer, cold_start="cheap", key="taken")
     switch.bind_store(store)
     with pytest.raises(ConfigurationError, match="'taken' is not a usable kNN memory"):
-        switch.validate(_pair_registry("a/mini", "b/large"), [])
+        switch.validate(_pair(), [])
     assert scorer.memory_book is None
     assert switch.memory_key is None
     scorer.update("proof of it", cheap=0.0, strong=1.0)

@@ -19,7 +19,6 @@ import pytest
 
 import agentroute as ar
 from agentroute.errors import StoreError
-from agentroute.routing import Static
 from agentroute.routing._budget_switch import BudgetSwitch
 from agentroute.routing._difficulty import EnsembleScorer, KnnScorer, LogisticScorer
 from agentroute.routing._difficulty_features import HashingEmbedder
@@ -31,7 +30,8 @@ from agentroute.routing._difficulty_memory import (
     round_vector,
 )
 from agentroute.stores import InMemoryTraceStore, SqlTraceStore, StateRecord, TraceStore
-from agentroute.testing import ScriptedModelClient
+
+from ._switch import model_decision, switch_router
 
 KEY = "budget-switch/test-memory"
 
@@ -418,24 +418,7 @@ def _switch_router(store: TraceStore) -> tuple[ar.Router, KnnScorer]:
 
 
 def _router_with(store: TraceStore, switch: BudgetSwitch) -> ar.Router:
-    reg = ar.Registry()
-    reg.model("cheap", "m/cheap", tier="cheap", input_price_per_mtok=0.1, output_price_per_mtok=0.4)
-    reg.model(
-        "strong", "m/strong", tier="strong", input_price_per_mtok=2.5, output_price_per_mtok=10.0
-    )
-
-    @reg.agent()
-    async def solver(ctx: ar.AgentContext, task: str) -> str:
-        """Answers."""
-        return await ctx.complete(task)
-
-    router = ar.Router(
-        reg,
-        agent=Static("solver"),
-        model=switch,
-        store=store,
-        client=ScriptedModelClient(default="ok"),
-    )
+    router = switch_router(switch, store=store)
     router.compile()
     return router
 
@@ -455,7 +438,7 @@ def test_router_feedback_lands_in_the_store_and_a_second_router_routes_with_it(
     later, later_scorer = _switch_router(store)
     assert [i.text for i in later_scorer.online_items] == ["riddle of the sphinx"]
     again = later.run_sync("riddle of the sphinx")
-    decision = next(d for d in later.trace(again.run_id).decisions if d.slot == "model")
+    decision = model_decision(later, again.run_id)
     first = decision.evidence["scorer_evidence"]["neighbours"][0]
     assert first["text"] == "riddle of the sphinx"
     assert decision.evidence["threshold_source"] == "params"
@@ -485,13 +468,10 @@ def test_each_decision_records_the_memory_version_it_was_scored_with(
 
     scorer.score = spy  # type: ignore[method-assign]
 
-    def model_decision(run_id: str) -> Any:
-        return next(d for d in router.trace(run_id).decisions if d.slot == "model")
-
     first = router.run_sync("riddle of the sphinx")
     asyncio.run(router.feedback(first.run_id, score=0.0))
     second = router.run_sync("riddle of the sphinx")
-    before, after = model_decision(first.run_id), model_decision(second.run_id)
+    before, after = model_decision(router, first.run_id), model_decision(router, second.run_id)
     assert seen == [0, 1]
     assert before.evidence["memory_version"] == 0
     assert after.evidence["memory_version"] == 1
@@ -541,7 +521,7 @@ def test_scorers_without_a_stored_memory_record_no_memory_version() -> None:
     ):
         router = _router_with(InMemoryTraceStore(), switch)
         run = router.run_sync("riddle of the sphinx")
-        decision = next(d for d in router.trace(run.run_id).decisions if d.slot == "model")
+        decision = model_decision(router, run.run_id)
         assert "memory_version" in decision.evidence
         assert decision.evidence["memory_version"] is None
 

@@ -106,11 +106,22 @@ def test_a_refit_on_too_little_data_drops_the_earlier_stacker() -> None:
     assert "stack" not in scorer.score(["prove the theorem about primes 1"])[0].evidence
 
 
-def test_the_logistic_replay_set_stays_as_small_as_the_memory() -> None:
+def test_the_logistic_replay_set_stays_as_small_as_the_memory(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """Outcomes reach the logistic member once each; ids that left the memory are forgotten."""
     scorer = EnsembleScorer(HashingEmbedder(), knn={"memory_limit": 3}).fit(*_data(60))
+    learned: list[str] = []
+    update = scorer.logistic.update
+
+    def counting(text: str, **labels: Any) -> None:
+        learned.append(text)
+        update(text, **labels)
+
+    monkeypatch.setattr(scorer.logistic, "update", counting)
     for i in range(10):
         scorer.update(f"prove lemma {i}", cheap=0.0, strong=1.0)
+    assert learned == [f"prove lemma {i}" for i in range(10)]
     assert scorer._replayed == {item.id for item in scorer.knn.online_items}
     assert len(scorer._replayed) == 3
 

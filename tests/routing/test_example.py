@@ -283,8 +283,6 @@ async def test_eval_agents_llm_complete_bills_one_ledger(monkeypatch: pytest.Mon
     """
     from agentroute import models
     from agentroute.cli._eval_agents import llm_complete
-    from agentroute.errors import ConfigurationError
-    from agentroute.testing import ScriptedModelClient
 
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     with pytest.raises(ConfigurationError, match="OPENAI_API_KEY"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,7 +18,7 @@ from agentroute.routing._reasoning import ReasoningRouter, parse_router_output
 from agentroute.routing._refiner import Refiner
 from agentroute.testing import ScriptedModelClient
 
-from ._words import WordsEmbedder
+from ._words import WordsEmbedder, agent_ctx
 
 AGENT_ANSWERS = [
     (r"billing:", "Your refund has been issued."),
@@ -190,14 +191,25 @@ async def test_agent_registered_after_the_router_is_in_the_prompt(registry: ar.R
     assert "<ID>tax</ID><Description>VAT, sales tax" in client.requests[-2].messages[-1].content
 
 
-async def test_five_hundred_agents_are_shortlisted_to_fit_the_window() -> None:
-    """With 500 agents the description router shortlists; the prompt fits the context window."""
+def _five_hundred_agents() -> ar.Registry:
+    """500 agents, `agent<i>` handling topic<i> / item<i>, and one model."""
     reg = ar.Registry()
     reg.model("strong", "openai/gpt-4o", input_price_per_mtok=1, output_price_per_mtok=1)
     for i in range(500):
         reg.agent(name=f"agent{i}", description=f"handles topic{i} questions about item{i}")(
             lambda ctx, task: "ok"
         )
+    return reg
+
+
+def _context(reg: ar.Registry, client: ScriptedModelClient, task: str) -> RoutingContext:
+    """An agent-slot context over every agent, answering through `client`."""
+    return dataclasses.replace(agent_ctx(reg, task), complete=_complete_via(client, reg))
+
+
+async def test_five_hundred_agents_are_shortlisted_to_fit_the_window() -> None:
+    """With 500 agents the description router shortlists; the prompt fits the context window."""
+    reg = _five_hundred_agents()
     captured: list[str] = []
 
     def reply(request: ModelRequest) -> str:
@@ -212,15 +224,7 @@ async def test_five_hundred_agents_are_shortlisted_to_fit_the_window() -> None:
         max_tokens=200,
         shortlister=DescriptionRouter(embedder=WordsEmbedder()),
     )
-    ctx = RoutingContext(
-        run_id="r",
-        step=0,
-        slot="agent",
-        task="question about topic7 and item7",
-        registry=reg,
-        candidates=tuple(reg.agents),
-        complete=_complete_via(client, reg),
-    )
+    ctx = _context(reg, client, "question about topic7 and item7")
     decision = await strategy.route(ctx)
     assert decision.agents == ("agent7",)
     assert decision.evidence["shortlisted"] is True
@@ -240,18 +244,6 @@ class CountingReasoningRouter(ReasoningRouter):
         """Record `agents`, then build as usual."""
         self.built.append(tuple(agents))
         return super().build_prompt(ctx, agents)
-
-
-def _context(reg: ar.Registry, client: ScriptedModelClient, task: str) -> RoutingContext:
-    return RoutingContext(
-        run_id="r",
-        step=0,
-        slot="agent",
-        task=task,
-        registry=reg,
-        candidates=tuple(reg.agents),
-        complete=_complete_via(client, reg),
-    )
 
 
 async def test_the_prompt_is_built_once_per_decision(registry: ar.Registry) -> None:
@@ -279,12 +271,7 @@ async def test_a_shortlisted_prompt_is_built_once_and_is_the_one_sent() -> None:
     The last prompt measured (the one that fits) is the prompt sent, for exactly the agents the
     evidence counts.
     """
-    reg = ar.Registry()
-    reg.model("strong", "openai/gpt-4o", input_price_per_mtok=1, output_price_per_mtok=1)
-    for i in range(500):
-        reg.agent(name=f"agent{i}", description=f"handles topic{i} questions about item{i}")(
-            lambda ctx, task: "ok"
-        )
+    reg = _five_hundred_agents()
     client = ScriptedModelClient(
         [(r"Router Agent", "<Reason>topic 7</Reason><ID>agent7</ID>")], default="ok"
     )

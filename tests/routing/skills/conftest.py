@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 
 from agentroute.routing.embeddings import Matrix, normalize
-from agentroute.routing.skills import SkillRecord, tokenize
+from agentroute.routing.skills import SkillIndex, SkillRecord, tokenize
+from agentroute.routing.skills import _index as skills_index
 
 DIM = 64
 
@@ -104,3 +107,24 @@ def _private_cache(
 ) -> None:
     """Keep embedding caches and distilled models of these tests out of the user's cache."""
     monkeypatch.setenv("AGENTROUTE_CACHE", str(tmp_path_factory.mktemp("cache")))
+
+
+def count_mask_builds(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Wrap `SkillIndex._build_mask`; the returned list grows by one per mask built."""
+    calls: list[int] = []
+    build = SkillIndex._build_mask
+
+    def counting(pos: dict[str, int], allowed: Sequence[str]) -> npt.NDArray[np.bool_]:
+        calls.append(len(allowed))
+        return build(pos, allowed)
+
+    monkeypatch.setattr(SkillIndex, "_build_mask", staticmethod(counting))
+    return calls
+
+
+@contextmanager
+def no_mask_cache() -> Iterator[None]:
+    """Searches inside build every `allowed` mask afresh (the uncached baseline)."""
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(skills_index, "_MASK_CACHE_SIZE", 0)
+        yield

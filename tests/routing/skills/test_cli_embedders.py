@@ -150,7 +150,11 @@ def test_failing_provider_mid_index_is_reported(
 
 
 def test_static_embedder_from_a_model_directory(tmp_path: Path) -> None:
-    """A static model directory (tokenizer + table) embeds offline; empty text is a zero row."""
+    """A static model directory (tokenizer + table) embeds offline; empty text is a zero row.
+
+    A word cache past its limit is emptied before the batch's misses are looked up, so the
+    batch's own words are encoded again rather than lost.
+    """
     import shutil
 
     shutil.copy(bundled_minilm_path() / "tokenizer.json", tmp_path / "tokenizer.json")

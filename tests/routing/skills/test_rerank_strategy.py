@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import sys
 import types
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +39,7 @@ from agentroute.routing.skills import _text as skills_text
 from agentroute.routing.skills import _train as skills_train
 from agentroute.testing import ScriptedModelClient, capture_traces
 
-from .conftest import FakeEmbedder
+from .conftest import FakeEmbedder, count_mask_builds, no_mask_cache
 
 
 def test_parse_ranking_is_robust_to_malformed_output() -> None:
@@ -366,17 +365,9 @@ async def test_routes_with_the_same_candidates_build_the_allowed_mask_once(
         return RetrieveRerank(k=3, n=2, embedder=FakeEmbedder(), cache=False)
 
     reg = _registry()
-    monkeypatch.setattr(skills_index, "_MASK_CACHE_SIZE", 0)
-    uncached = await decide(strategy(), reg)
-    monkeypatch.undo()
-    built: list[int] = []
-    build = SkillIndex._build_mask
-
-    def counting(pos: dict[str, int], allowed: Sequence[str]) -> npt.NDArray[np.bool_]:
-        built.append(len(allowed))
-        return build(pos, allowed)
-
-    monkeypatch.setattr(SkillIndex, "_build_mask", staticmethod(counting))
+    with no_mask_cache():
+        uncached = await decide(strategy(), reg)
+    built = count_mask_builds(monkeypatch)
     cached = strategy()
     assert await decide(cached, reg) == uncached
     assert built == [3, 2]
@@ -449,13 +440,13 @@ def test_search_and_features_share_one_query_tokens(
         ("refund my lost parcel", 1),
         ("refund my lost parcel and reset two-factor authentication codes", 2),
     ):
-        seen = _count_query_tokenisations(monkeypatch, task)
-        tokens = QueryTokens(task)
-        candidates = index.search(tokens, 4)
-        candidate_features(tokens, candidates, index)
-        FeatureReranker().rerank_sync(tokens, candidates, index)
-        assert len(seen) == texts, seen
-        monkeypatch.undo()
+        with monkeypatch.context() as m:
+            seen = _count_query_tokenisations(m, task)
+            tokens = QueryTokens(task)
+            candidates = index.search(tokens, 4)
+            candidate_features(tokens, candidates, index)
+            FeatureReranker().rerank_sync(tokens, candidates, index)
+            assert len(seen) == texts, seen
     shared = QueryTokens("refund")
     assert QueryTokens.of(shared) is shared
     assert shared.tokens(100) is shared.tokens()

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import numpy.typing as npt
 import pytest
 
 from agentroute.errors import ConfigurationError, ContentError
@@ -14,7 +12,7 @@ from agentroute.routing.skills import Retrieved, SkillIndex, SkillRecord, TextCa
 from agentroute.routing.skills import _index as skills_index
 from agentroute.routing.skills._text import chunk_words, split_identifier
 
-from .conftest import FakeEmbedder
+from .conftest import FakeEmbedder, count_mask_builds, no_mask_cache
 
 
 def test_tokenize_splits_identifiers_stems_and_bigrams_cjk() -> None:
@@ -113,7 +111,10 @@ def test_embedder_failure_mid_index_keeps_index_usable(pool: list[SkillRecord]) 
 def test_save_load_round_trip_and_embedder_check(
     tmp_path: Path, pool: list[SkillRecord], fake_embedder: FakeEmbedder
 ) -> None:
-    """A saved index loads with identical results; a different embedder is refused."""
+    """A saved index loads with identical results; a different embedder is refused.
+
+    A missing part or a `meta.json` that is not an object is a `ConfigurationError` too.
+    """
     index = SkillIndex.build(pool, fake_embedder)
     index.save(tmp_path / "idx")
     loaded = SkillIndex.load(tmp_path / "idx", fake_embedder)
@@ -203,19 +204,6 @@ def test_term_stats_match_a_brute_force_scan(
     assert index.term_stats("xyzzy plugh", rows)[0] == []
 
 
-def _count_mask_builds(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Wrap `SkillIndex._build_mask`; the returned list grows by one per mask built."""
-    calls: list[int] = []
-    build = SkillIndex._build_mask
-
-    def counting(pos: dict[str, int], allowed: Sequence[str]) -> npt.NDArray[np.bool_]:
-        calls.append(len(allowed))
-        return build(pos, allowed)
-
-    monkeypatch.setattr(SkillIndex, "_build_mask", staticmethod(counting))
-    return calls
-
-
 def test_allowed_mask_is_cached_until_the_index_changes(
     pool: list[SkillRecord], fake_embedder: FakeEmbedder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -237,10 +225,9 @@ def test_allowed_mask_is_cached_until_the_index_changes(
             for allowed in (tuple(everyone), list(everyone))
         ]
 
-    monkeypatch.setattr(skills_index, "_MASK_CACHE_SIZE", 0)
-    uncached = search_all(index)
-    monkeypatch.undo()
-    calls = _count_mask_builds(monkeypatch)
+    with no_mask_cache():
+        uncached = search_all(index)
+    calls = count_mask_builds(monkeypatch)
     cached = search_all(index)
     assert cached == uncached
     assert any(h.fused == 0.0 for hits in cached for h in hits)  # padding from the mask
@@ -251,8 +238,8 @@ def test_allowed_mask_is_cached_until_the_index_changes(
     after = search_all(index)
     assert len(calls) == 2
     fresh = SkillIndex.build([*pool[1:], newcomer], FakeEmbedder())
-    monkeypatch.setattr(skills_index, "_MASK_CACHE_SIZE", 0)
-    assert after == search_all(fresh)
+    with no_mask_cache():
+        assert after == search_all(fresh)
     assert all("gift-cards" not in {h.id for h in hits} for hits in after)
 
 
@@ -261,12 +248,16 @@ def test_allowed_masks_are_bounded(
 ) -> None:
     """The index keeps at most `_MASK_CACHE_SIZE` masks, dropping the least recently used."""
     index = SkillIndex.build(pool, fake_embedder)
-    calls = _count_mask_builds(monkeypatch)
+    calls = count_mask_builds(monkeypatch)
     size = skills_index._MASK_CACHE_SIZE
     sets = [tuple(f"unknown-{i}" for i in range(j)) for j in range(size + 1)]
-    for allowed in sets:
+    for allowed in sets[:size]:  # fill the cache
         index.search("refund", k=2, allowed=allowed)
-    index.search("refund", k=2, allowed=sets[-1])
-    assert len(calls) == len(sets)
+    index.search("refund", k=2, allowed=sets[0])  # a hit: sets[0] is now the most recent
+    built = len(calls)
+    assert built == size
+    index.search("refund", k=2, allowed=sets[size])  # one too many: drops sets[1], not sets[0]
     index.search("refund", k=2, allowed=sets[0])
-    assert len(calls) == len(sets) + 1
+    assert len(calls) == built + 1
+    index.search("refund", k=2, allowed=sets[1])
+    assert len(calls) == built + 2
