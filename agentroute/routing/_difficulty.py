@@ -396,6 +396,10 @@ class KnnScorer:
         self.k_: int = 40 if k == "auto" else int(k)
         self.temperature_: float = 0.0 if temperature == "auto" else float(temperature)
         self.cv_: dict[str, float] = {}
+        # The leave-one-out search of `fit`'s cross-validation, kept (it can be tens of MB) only
+        # for an owner that reads it next (`_fit_neighbours`), as `EnsembleScorer` does.
+        self._keep_fit_search = False
+        self._fit_search: tuple[Any, _F] | None = None
 
     @property
     def embedder(self) -> Embedder:
@@ -560,6 +564,7 @@ class KnnScorer:
             return
         multis = [False, True] if self.multiscale == "auto" else [bool(self.multiscale)]
         idx, sims = self._neighbours(self._vectors, 2 * max(ks), exclude_self=True)
+        self._fit_search = (idx, sims) if self._keep_fit_search else None
         # Multiscale candidates reuse the single-scale estimates (k/2, k and 2k are mostly grid
         # points too), so the grid costs about one estimate per (size, temperature).
         cache: dict[tuple[int, float], tuple[_F, _F]] = {}
@@ -583,6 +588,17 @@ class KnnScorer:
                     if score > best[0] + 1e-9:
                         best = (score, k, t, multi)
         _, self.k_, self.temperature_, self.multiscale_ = best
+
+    def _fit_neighbours(self, k: int) -> tuple[Any, _F]:
+        """Leave-one-out neighbours (`k` nearest) of the fitted prompts among themselves.
+
+        Reuses, and releases, the search `fit` kept for its owner when it is wide enough.
+        """
+        base = self._base
+        kept, self._fit_search = self._fit_search, None
+        if kept is not None and kept[0].shape[1] >= min(k, len(base) - 1):
+            return kept[0][:, :k], kept[1][:, :k]
+        return self._neighbours(base.vectors, k, exclude_self=True, mem=base)
 
     def predict(self, vectors: Matrix) -> tuple[_F, _F, Any, _F]:
         """Predicted cheap and strong quality for embedded queries, with neighbours used."""
@@ -891,13 +907,18 @@ class LogisticScorer:
     ) -> LogisticScorer:
         """`fit` with precomputed embeddings."""
         _check_lengths(texts, cheap, strong)
-        x = self._features(texts, vectors)
+        return self._fit_features(self._features(texts, vectors), cheap, strong)
+
+    def _fit_features(
+        self, x: _F, cheap: Sequence[float | None], strong: Sequence[float | None]
+    ) -> LogisticScorer:
+        """Fit on a ready feature matrix (rows aligned with the labels)."""
         self._mu = x.mean(axis=0)
         self._sd = x.std(axis=0) + 1e-6
         z = (x - self._mu) / self._sd
         y = np.stack(_unit_labels(cheap, strong), axis=1)
-        l2 = self.l2 if self.l2 is not None else 0.15 * len(texts)
-        self._row_l2 = l2 / max(1, len(texts))
+        l2 = self.l2 if self.l2 is not None else 0.15 * len(x)
+        self._row_l2 = l2 / max(1, len(x))
         self._w, self._b = _fit_logistic(z, y, l2, self.epochs)
         self._fitted = True
         return self
@@ -1059,6 +1080,7 @@ class EnsembleScorer:
         self.stack_alpha = stack_alpha
         self.stacker_: Stacker | None = None
         self.knn = KnnScorer(self._embedder, **dict(knn or {}))
+        self.knn._keep_fit_search = True
         self.logistic = LogisticScorer(self._embedder, **dict(logistic or {}))
         self.weight_: float = 0.5 if weight == "auto" else float(weight)
         if lexical_weight != "auto" and not (
@@ -1154,6 +1176,8 @@ class EnsembleScorer:
             )
             raise ConfigurationError(msg)
         self.knn.fit_vectors(vectors, texts, cheap, strong)
+        # The logistic member's features, built once for the cross-validation and the final fit.
+        features = self.logistic._features(texts, vectors)
         # A refit starts from nothing: a stacker (or CV scores) from earlier data must not
         # outlive it when this data is too small to choose again.
         self.stacker_ = None
@@ -1166,33 +1190,27 @@ class EnsembleScorer:
             self.weight == "auto" or (lexical_loo is not None and self.lexical_weight == "auto")
         ):
             base = self.knn._base
-            idx, sims = self.knn._neighbours(
-                self.knn._prep(vectors),
-                max(self.knn._scales(self.knn.k_)),
-                exclude_self=True,
-                mem=base,
+            stacking = self.weight == "auto" and self.stack is not False
+            # One search of the training prompts serves the kNN member and the stacker.
+            idx, sims = self.knn._fit_neighbours(
+                max([*self.knn._scales(self.knn.k_), *(self._STACK_KS if stacking else ())])
             )
             kc, ks = self.knn._estimate_scales(idx, sims, self.knn.k_, self.knn.temperature_, base)
             lc, ls = np.zeros(n), np.zeros(n)
             folds = np.random.default_rng(self.seed).permutation(n) % self.folds
             for f in range(self.folds):
-                train, test = folds != f, folds == f
                 member = LogisticScorer(
                     self._embedder,
                     l2=self.logistic.l2,
                     epochs=self.logistic.epochs,
                     use_embeddings=self.logistic.use_embeddings,
                 )
-                sel = [int(i) for i in np.nonzero(train)[0]]
-                member.fit_vectors(
-                    np.asarray(vectors)[sel],
-                    [texts[i] for i in sel],
-                    [cheap[i] for i in sel],
-                    [strong[i] for i in sel],
+                sel = [int(i) for i in np.nonzero(folds != f)[0]]
+                member._fit_features(
+                    features[sel], [cheap[i] for i in sel], [strong[i] for i in sel]
                 )
-                tsel = [int(i) for i in np.nonzero(test)[0]]
-                x = member._features([texts[i] for i in tsel], np.asarray(vectors)[tsel])
-                lc[tsel], ls[tsel], _ = member.predict_features(x)
+                tsel = np.nonzero(folds == f)[0]
+                lc[tsel], ls[tsel], _ = member.predict_features(features[tsel])
             xc, xs = (
                 lexical_loo[self.lexical.k_]
                 if self.lexical is not None and lexical_loo is not None
@@ -1217,11 +1235,12 @@ class EnsembleScorer:
                     if score > best[0] + 1e-9:
                         best = (score, wt, lw)
             self.weight_, self.lexical_weight_ = best[1], best[2]
-            if self.weight == "auto" and self.stack is not False:
-                self._fit_stacker(vectors, (kc, ks, lc, ls), yc, ys, best[0])
+            if stacking:
+                self._fit_stacker((idx, sims), (kc, ks, lc, ls), yc, ys, best[0])
                 if self.stacker_ is not None:
                     self.lexical_weight_ = 0.0  # the stacker reads no lexical feature
-        self.logistic.fit_vectors(vectors, texts, cheap, strong)
+        self.knn._fit_search = None  # not read when the blend is fixed: release it
+        self.logistic._fit_features(features, cheap, strong)
         self._replayed = set()
         self._replay()
         return self
@@ -1262,11 +1281,17 @@ class EnsembleScorer:
         return np.stack(cols, axis=1)
 
     def _fit_stacker(
-        self, vectors: Matrix, members: Sequence[_F], yc: _F, ys: _F, blend_apgr: float
+        self,
+        loo: tuple[Any, _F],
+        members: Sequence[_F],
+        yc: _F,
+        ys: _F,
+        blend_apgr: float,
     ) -> None:
+        """Fit the stacker when it beats the best blend; `loo` = leave-one-out neighbours."""
         base = self.knn._base
         k = min(max(self._STACK_KS), len(base) - 1)
-        idx, sims = self.knn._neighbours(self.knn._prep(vectors), k, exclude_self=True, mem=base)
+        idx, sims = loo[0][:, :k], loo[1][:, :k]
         features = self._stack_features(idx, sims, members, base)
         seen = ~(np.isnan(yc) | np.isnan(ys))
         if seen.sum() < 40:

@@ -188,3 +188,21 @@ def test_the_knn_label_means_are_computed_once_per_memory(monkeypatch: pytest.Mo
     scorer.update("greet the user 997", cheap=1.0, strong=1.0)
     scorer.score(["greet the user 996"])
     assert computed[2:] == [pytest.approx(81 / 121), 1.0]
+
+
+def test_fit_reuses_the_knn_search_without_changing_any_choice() -> None:
+    """The ensemble reads the kNN member's own leave-one-out search instead of searching again.
+
+    Every cross-validated score, the chosen weights and the stacker's verdict equal those of a
+    fit that searches afresh; the kept search is released afterwards (it can be tens of MB).
+    """
+    texts, cheap, strong = _data(160)
+    reused = EnsembleScorer(HashingEmbedder(), lexical=False).fit(texts, cheap, strong)
+    fresh = EnsembleScorer(HashingEmbedder(), lexical=False)
+    fresh.knn._keep_fit_search = False
+    fresh.fit(texts, cheap, strong)
+    assert reused.cv_ == fresh.cv_
+    assert "stack" in reused.cv_
+    assert (reused.weight_, reused.stacker_ is None) == (fresh.weight_, fresh.stacker_ is None)
+    assert reused.knn._fit_search is None
+    assert fresh.knn._fit_search is None
