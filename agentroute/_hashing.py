@@ -40,8 +40,12 @@ def compact_json(mapping: dict[str, Any], keys: Iterable[str]) -> dict[str, str]
 
 
 def sha256_hex(text: str) -> str:
-    """Return the hex SHA-256 of a UTF-8 string."""
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    """Return the hex SHA-256 of a string's UTF-8 bytes.
+
+    A lone UTF-16 surrogate (which UTF-8 cannot encode) is hashed as its 3-byte
+    `surrogatepass` form instead of raising; every other string hashes as plain UTF-8.
+    """
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def content_hash(value: Any) -> str:

@@ -22,6 +22,7 @@ AgentRouteError
 └── StoreError                  the trace store failed
     ├── StoreUnavailable        locked or unreachable; nothing already committed is lost
     ├── RunNotFound
+    ├── RunNotFinished          feedback on a run that has no end record yet
     └── StateConflict           a learned-state write lost an optimistic-concurrency race
 ```
 
@@ -50,6 +51,7 @@ __all__ = [
     "ReplayError",
     "RoutingError",
     "RunError",
+    "RunNotFinished",
     "RunNotFound",
     "StateConflict",
     "StoreError",
@@ -198,6 +200,14 @@ class StoreUnavailable(StoreError):
 
 class RunNotFound(StoreError):
     """No run with that id is in the store."""
+
+
+class RunNotFinished(StoreError):
+    """Feedback was given on a run that has not ended (no end record in the store yet).
+
+    Feedback is chained after a run's own records; recorded mid-run, it would take a sequence
+    number the run itself still needs.
+    """
 
 
 class StateConflict(StoreError):

@@ -14,7 +14,7 @@ CREATE TABLE IF NOT EXISTS agentroute_runs (
     budget_usd FLOAT,
     budget JSON,
     metadata JSON NOT NULL,
-    seed INTEGER NOT NULL,
+    seed BIGINT NOT NULL,
     replay_of VARCHAR,
     PRIMARY KEY (run_id, seq)
 );
@@ -199,14 +199,13 @@ CREATE TABLE IF NOT EXISTS agentroute_budget_keys (
 );
 
 CREATE TABLE IF NOT EXISTS agentroute_budget_ledger (
-    id INTEGER NOT NULL,
+    id INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT,
     "key" VARCHAR NOT NULL,
     run_id VARCHAR NOT NULL,
     amount_nano BIGINT NOT NULL,
     strong BOOLEAN NOT NULL,
     created_at FLOAT NOT NULL,
-    expires_at FLOAT NOT NULL,
-    PRIMARY KEY (id)
+    expires_at FLOAT NOT NULL
 );
 
 CREATE INDEX IF NOT EXISTS ix_agentroute_budget_ledger_key ON agentroute_budget_ledger ("key");
@@ -224,7 +223,7 @@ CREATE TABLE IF NOT EXISTS agentroute_runs (
     budget_usd FLOAT,
     budget JSON,
     metadata JSON NOT NULL,
-    seed INTEGER NOT NULL,
+    seed BIGINT NOT NULL,
     replay_of VARCHAR,
     PRIMARY KEY (run_id, seq)
 );

@@ -6,6 +6,7 @@ Every attempt is reported to the caller (the runtime records it in the trace), s
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import time
 from collections.abc import Callable, Sequence
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from agentroute.errors import ModelCallError, ModelResponseError, ModelTimeout
-from agentroute.models._budget import BudgetLedger, estimate_cost_usd
+from agentroute.models._budget import BudgetLedger, Reservation, estimate_cost_usd
 from agentroute.models._protocol import Message, ModelClient, ModelRequest, ModelResponse
 from agentroute.models._retry import retry_async
 from agentroute.registry import ModelSpec
@@ -77,7 +78,7 @@ async def call_model(
         estimate = estimate_cost_usd(spec, req)
         # Held for as long as every attempt may take, so a slow call never outlives it.
         ttl_s = spec.timeout_s * spec.retry.max_attempts + 60.0
-        reservation = await _ledger_op(
+        reservation = await _reserve(
             ledger,
             functools.partial(
                 ledger.reserve,
@@ -141,6 +142,26 @@ async def _ledger_op(ledger: BudgetLedger, op: Callable[[], _T]) -> _T:
     if getattr(ledger, "blocking", False):
         return await asyncio.to_thread(op)
     return op()
+
+
+async def _reserve(ledger: BudgetLedger, op: Callable[[], Reservation]) -> Reservation:
+    """Reserve on the ledger; a caller cancelled meanwhile (a timeout) leaks no reservation.
+
+    A database reservation runs in a worker thread that completes even when the awaiting task
+    is cancelled. Nothing would settle or release what it reserved, which would stay held on a
+    shared key until its TTL, so on cancellation the reservation is awaited and released before
+    the cancellation goes on (a second cancellation stops the wait; the TTL then frees it).
+    """
+    if not getattr(ledger, "blocking", False):
+        return op()
+    pending = asyncio.ensure_future(asyncio.to_thread(op))
+    try:
+        return await asyncio.shield(pending)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):  # a refused reservation holds nothing
+            reservation = await pending
+            await asyncio.to_thread(ledger.release, reservation)
+        raise
 
 
 def _ms(started: float) -> float:

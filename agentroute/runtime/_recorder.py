@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -11,7 +12,10 @@ from typing import Any
 
 from agentroute.stores import GENESIS_HASH, TraceRecord, TraceStore
 
-__all__ = ["RunRecorder", "add_capture_sink", "remove_capture_sink"]
+__all__ = ["RunRecorder", "add_capture_sink", "remove_capture_sink", "scrub_text"]
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+"""A lone UTF-16 surrogate: not encodable as UTF-8, so neither hashable nor storable."""
 
 Sink = Callable[[TraceRecord], None]
 
@@ -30,11 +34,22 @@ def remove_capture_sink(token: contextvars.Token[tuple[Sink, ...]]) -> None:
     _capture_sinks.reset(token)
 
 
+def scrub_text(text: str) -> str:
+    """`text` with NUL characters and lone UTF-16 surrogates replaced by U+FFFD."""
+    if "\x00" in text:
+        text = text.replace("\x00", "\ufffd")
+    if not text.isascii():
+        text = _SURROGATE.sub("\ufffd", text)
+    return text
+
+
 def _clean(value: Any) -> Any:
-    # PostgreSQL rejects NUL in text; a dropped row would break the run's chain. Replace it
-    # before sealing, so the hash covers exactly what every backend stores.
+    # PostgreSQL rejects NUL in text, and no database takes a lone UTF-16 surrogate (half an
+    # emoji from a client that cut a string): a refused row would break the run's chain, and a
+    # surrogate cannot even be hashed. Replace both before sealing, so the hash covers exactly
+    # what every backend stores.
     if isinstance(value, str):
-        return value.replace("\x00", "\ufffd") if "\x00" in value else value
+        return scrub_text(value)
     if isinstance(value, list | tuple):
         return [_clean(v) for v in value]
     if isinstance(value, dict):

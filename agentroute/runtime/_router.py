@@ -27,7 +27,7 @@ from agentroute.routing import (
     describe_strategy,
 )
 from agentroute.runtime._engine import Engine, RunState
-from agentroute.runtime._recorder import RunRecorder
+from agentroute.runtime._recorder import RunRecorder, scrub_text
 from agentroute.runtime._result import RunResult
 from agentroute.runtime._scope import RunScope
 from agentroute.stores import (
@@ -344,7 +344,8 @@ class Router:
             budget: Hard limit on this run's model spend (default: the router's).
             metadata: Recorded with the run; rules may route on it.
             run_id: Use this id (default: a new UUID).
-            seed: Seed for sampling strategies (default: derived from the run id).
+            seed: Seed for sampling strategies, in [0, 2**63) (default: derived from the run
+                id).
 
         Returns:
             The result; clean stops (step limit, loop, budget, out of scope) return normally
@@ -353,7 +354,8 @@ class Router:
         Raises:
             AgentError: Every agent of a step failed (the failure is recorded first).
             RoutingError: A strategy raised or decided something invalid.
-            ConfigurationError: The router or registry is misconfigured.
+            ConfigurationError: The router or registry is misconfigured, the task is empty or
+                the seed is out of range.
         """
         return await self._run(task, budget=budget, metadata=metadata, run_id=run_id, seed=seed)
 
@@ -438,9 +440,8 @@ class Router:
         store: TraceStore | None = None,
         replay_of: str | None = None,
     ) -> RunResult:
-        if not isinstance(task, str) or not task.strip():
-            msg = "task must be a non-empty string"
-            raise ConfigurationError(msg)
+        _check_run_args(task, seed)
+        task = scrub_text(task)  # what the agents see is what the trace records
         self.compile()
         store = store or self.store
         if run_id is not None and await asyncio.to_thread(store.has_run, run_id):
@@ -690,3 +691,18 @@ def _hex32(run_id: str) -> str:
     from agentroute._hashing import sha256_hex
 
     return sha256_hex(run_id)[:32]
+
+
+def _check_run_args(task: object, seed: object) -> None:
+    """Refuse a task or seed that no run can start (or be recorded) with."""
+    if not isinstance(task, str) or not task.strip():
+        msg = "task must be a non-empty string"
+        raise ConfigurationError(msg)
+    if seed is not None and (
+        isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63
+    ):
+        msg = (
+            f"seed must be an integer in [0, 2**63), got {seed!r}; reduce it first, "
+            "e.g. seed % 2**63"
+        )
+        raise ConfigurationError(msg)

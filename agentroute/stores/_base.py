@@ -10,7 +10,7 @@ from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agentroute.errors import ConfigurationError, RunNotFound
+from agentroute.errors import ConfigurationError, RunNotFinished, RunNotFound
 from agentroute.stores._records import (
     GENESIS_HASH,
     AgentOutputRecord,
@@ -199,6 +199,8 @@ class TraceStore(ABC):
 
         Raises:
             RunNotFound: No such run.
+            RunNotFinished: The run has no end record yet (it is still running, or its
+                process has not flushed it).
             ValueError: `score` is outside [0, 1], or neither score nor label is given.
         """
 
@@ -352,6 +354,7 @@ class TraceStore(ABC):
         self,
         last: TraceRecord,
         *,
+        ended: bool,
         score: float | None,
         label: str | None,
         agent: str | None,
@@ -364,6 +367,13 @@ class TraceStore(ABC):
         if score is not None and not 0.0 <= score <= 1.0:
             msg = f"feedback score must be within [0, 1], got {score}"
             raise ValueError(msg)
+        if not ended:
+            msg = (
+                f"run {last.run_id!r} has not ended: it has no end record in this store yet "
+                "(it is still running, or its process has not flushed it); give feedback once "
+                "it has finished"
+            )
+            raise RunNotFinished(msg)
         rec = FeedbackRecord(
             run_id=last.run_id,
             seq=last.seq + 1,

@@ -85,7 +85,13 @@ class InMemoryTraceStore(TraceStore):
             chain = self._chain(run_id)
             last = max(chain, key=lambda r: r.seq)
             rec = self._next_feedback(
-                last, score=score, label=label, agent=agent, comment=comment, source=source
+                last,
+                ended=any(isinstance(r, RunEndRecord) for r in chain),
+                score=score,
+                label=label,
+                agent=agent,
+                comment=comment,
+                source=source,
             )
             chain.append(rec)
             return rec

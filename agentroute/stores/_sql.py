@@ -132,7 +132,8 @@ class RunRow(_ChainedRow, table=True):
     budget: dict[str, Any] | None = Field(default=None, sa_type=JSON)
     # `metadata` is taken by SQLAlchemy's declarative base; the column keeps the record's name.
     metadata_: dict[str, Any] = Field(sa_column=Column("metadata", JSON, nullable=False))
-    seed: int
+    seed: int = Field(sa_type=BigInteger)
+    """Any seed in [0, 2**63) (`Router.run` checks it), so 64-bit, not SQL's 32-bit INTEGER."""
     replay_of: str | None
 
 
@@ -263,6 +264,9 @@ class BudgetReservationRow(_LedgerRow, table=True):
     """One reservation in flight on a budget key; deleted when settled, released or expired."""
 
     __tablename__ = "agentroute_budget_ledger"
+    # SQLite otherwise hands the id of a deleted row to the next insert: after a key's reset,
+    # settling an old reservation would delete a new one of the same id.
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: int | None = Field(default=None, primary_key=True)
     key: str = Field(index=True)
@@ -435,8 +439,23 @@ _TRANSIENT_ERRORS: Final = (
 )
 """Locked, unreachable, disconnected, pool exhausted: worth retrying, nothing is wrong with data."""
 
-_ROW_ERRORS: Final = (sa_exc.IntegrityError, sa_exc.DataError)
+_ROW_ERRORS: Final = (
+    sa_exc.IntegrityError,
+    sa_exc.DataError,
+    # Raised by the DB-API driver itself while binding a value (SQLite's sqlite3 does not wrap
+    # them): an integer past 64 bits, text that is not valid UTF-8.
+    OverflowError,
+    UnicodeError,
+)
 """A row can never be written (duplicate `(run_id, seq)`, a value the database rejects)."""
+
+
+def _row_error_hint(exc: BaseException) -> str:
+    """Why a row was refused, in words, for the `trace_records_dropped` log line."""
+    cause = getattr(exc, "orig", None) or exc
+    if getattr(cause, "sqlstate", None) == "23505" or "UNIQUE constraint" in str(cause):
+        return "a record with the same (run_id, seq) is already stored"
+    return "the database refused a value of the record (see error)"
 
 
 def _describe(exc: BaseException) -> str:
@@ -946,7 +965,7 @@ class SqlTraceStore(TraceStore):
         # the ones that fail on their own and keep the rest. Written rows leave `rows` as we go,
         # so a transient error part way through retries only what is left.
         dropped: list[tuple[str, int]] = []
-        error = ""
+        error = hint = ""
         for table, table_rows in rows.items():
             while table_rows:
                 row = table_rows[-1]
@@ -956,7 +975,7 @@ class SqlTraceStore(TraceStore):
                     columns = self._insert_sql(table)[1]
                     run_id, seq = row[columns.index("run_id")], row[columns.index("seq")]
                     dropped.append((str(run_id), int(seq)))
-                    error = _describe(exc)
+                    error, hint = _describe(exc), _row_error_hint(exc)
                 table_rows.pop()
         if dropped:
             logger.error(
@@ -965,7 +984,7 @@ class SqlTraceStore(TraceStore):
                 count=len(dropped),
                 first=[f"{run_id}#{seq}" for run_id, seq in dropped[:5]],
                 error=error,
-                hint="a record with the same (run_id, seq) is already stored",
+                hint=hint,
             )
 
     def _note_failure(self, exc: Exception, attempt: int, count: int) -> None:
@@ -1051,6 +1070,7 @@ class SqlTraceStore(TraceStore):
 
         Raises:
             RunNotFound: No such run.
+            RunNotFinished: The run has no end record yet.
             ValueError: `score` is outside [0, 1], or neither score nor label is given.
             StoreUnavailable: The database is locked or unreachable.
         """
@@ -1061,8 +1081,17 @@ class SqlTraceStore(TraceStore):
                     text("SELECT pg_advisory_xact_lock(hashtext(:run_id))"), {"run_id": run_id}
                 )
             last = self._last_record(conn, run_id)
+            ended = conn.execute(
+                select(_RUN_ENDS.c.seq).where(_RUN_ENDS.c.run_id == run_id).limit(1)
+            ).first()
             rec = self._next_feedback(
-                last, score=score, label=label, agent=agent, comment=comment, source=source
+                last,
+                ended=ended is not None,
+                score=score,
+                label=label,
+                agent=agent,
+                comment=comment,
+                source=source,
             )
             conn.execute(insert(_KIND_TABLES["feedback"]), [_row(rec)])
         return rec
@@ -1336,7 +1365,11 @@ class SqlTraceStore(TraceStore):
         now = time.time()
         with self._transaction(f"settling budget on key {key!r}", write=True) as conn:
             self._lock_budget_key(conn, key, None, None)
-            conn.execute(delete(_BUDGET_LEDGER).where(_BUDGET_LEDGER.c.id == reservation_id))
+            conn.execute(
+                delete(_BUDGET_LEDGER).where(
+                    _BUDGET_LEDGER.c.id == reservation_id, _BUDGET_LEDGER.c.key == key
+                )
+            )
             conn.execute(
                 update(_BUDGET_KEYS)
                 .where(_BUDGET_KEYS.c.key == key)
@@ -1358,7 +1391,11 @@ class SqlTraceStore(TraceStore):
         self._ensure_ledger()
         now = time.time()
         with self._transaction(f"releasing budget on key {key!r}", write=True) as conn:
-            conn.execute(delete(_BUDGET_LEDGER).where(_BUDGET_LEDGER.c.id == reservation_id))
+            conn.execute(
+                delete(_BUDGET_LEDGER).where(
+                    _BUDGET_LEDGER.c.id == reservation_id, _BUDGET_LEDGER.c.key == key
+                )
+            )
             row = conn.execute(select(_BUDGET_KEYS).where(_BUDGET_KEYS.c.key == key)).first()
             if row is None:
                 return BudgetKeyStatus(key=key)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 
@@ -24,6 +26,7 @@ from agentroute.models import (
     CallResult,
     ModelRequest,
     ModelResponse,
+    Reservation,
     Usage,
     call_model,
     complete_once,
@@ -231,6 +234,48 @@ async def test_cancelled_call_releases_its_reservation() -> None:
         await task
     assert h.ledger.reserved_usd == 0
     assert h.ledger.spent_usd == 0
+
+
+class SlowDatabaseLedger(BudgetLedger):
+    """A ledger that reserves "in a database": off the event loop, held up until `go` is set."""
+
+    blocking = True
+
+    def __init__(self, budget: Budget) -> None:
+        super().__init__(budget)
+        self.go = threading.Event()
+        self.reserving = threading.Event()
+        self.reserved = threading.Event()
+
+    def reserve(self, *args: Any, **kwargs: Any) -> Reservation:
+        self.reserving.set()
+        self.go.wait(5.0)
+        try:
+            return super().reserve(*args, **kwargs)
+        finally:
+            self.reserved.set()
+
+
+async def test_a_call_cancelled_while_reserving_leaks_no_reservation() -> None:
+    """A timeout that lands while the reservation is still being written releases it once made.
+
+    The worker thread completes the reservation after the caller is gone; before the fix
+    nothing released it, and a shared key stayed charged until the reservation's TTL.
+    """
+    ledger = SlowDatabaseLedger(Budget(usd=1.0))
+    h = Harness({"m": make_spec()}, ledger)
+    task = asyncio.create_task(h.call(ScriptedClient({"m": [answer()]}), "m"))
+    assert await asyncio.to_thread(ledger.reserving.wait, 5.0)
+    task.cancel()
+    await asyncio.sleep(0.01)  # the cancellation reaches the call while the thread still waits
+    ledger.go.set()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert await asyncio.to_thread(ledger.reserved.wait, 5.0)
+    await asyncio.sleep(0.05)  # time for a release, if one is coming
+    assert ledger.reserved_usd == 0
+    assert ledger.spent_usd == 0
+    assert h.attempts == []
 
 
 async def test_unpriced_spec_is_a_bug_upstream() -> None:

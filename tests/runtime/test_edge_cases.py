@@ -254,3 +254,48 @@ async def test_agent_result_metadata_is_recorded(
     result = await router.run("go")
     output = router.trace(result.run_id).outputs[0]
     assert output.model_dump().get("metadata") == {"confidence": 0.9}
+
+
+@pytest.mark.parametrize("store", ["memory://", "sqlite"])
+async def test_a_lone_surrogate_in_the_task_is_recorded_replaced(
+    make_router: MakeRouter, store: str, tmp_path: Any
+) -> None:
+    """Half an emoji (a lone UTF-16 surrogate) cannot be hashed or stored as UTF-8.
+
+    The run completes and its chain verifies; the surrogate is recorded as U+FFFD. Before, the
+    run raised `UnicodeEncodeError` while sealing its first record and nothing was recorded.
+    """
+    url = store if store == "memory://" else f"sqlite:///{tmp_path / 'runs.db'}"
+    router = make_router(ar.Static("general"), store=url)
+    result = await router.run("where is my parcel \ud83d?")
+    assert result.status == "completed"
+    router.store.flush()
+    trace = router.trace(result.run_id)
+    assert trace.run.task == "where is my parcel \ufffd?"
+    assert router.store.verify(result.run_id).ok
+
+
+@pytest.mark.parametrize("seed", [-1, 2**63, 1.5, True, "7"])
+async def test_a_seed_out_of_range_is_refused_before_anything_is_recorded(
+    make_router: MakeRouter, seed: Any
+) -> None:
+    """Seeds must be integers in [0, 2**63): anything else is a `ConfigurationError` naming it.
+
+    Before, 2**63 wedged a SQLite store's writer (every later write failed) and 2**31 made
+    PostgreSQL drop the run's first record.
+    """
+    router = make_router(ar.Static("general"))
+    with pytest.raises(ar.ConfigurationError, match=r"seed must be an integer in \[0, 2\*\*63\)"):
+        await router.run("hello", seed=seed)
+    assert router.store.list_runs() == []
+
+
+async def test_the_largest_seed_is_stored_exactly_on_sqlite(
+    make_router: MakeRouter, tmp_path: Any
+) -> None:
+    """A 63-bit seed goes into SQLite's 64-bit column and reads back unchanged."""
+    router = make_router(ar.Static("general"), store=f"sqlite:///{tmp_path / 'runs.db'}")
+    result = await router.run("hello", seed=2**63 - 1)
+    router.store.flush()
+    assert router.trace(result.run_id).run.seed == 2**63 - 1
+    assert router.store.verify(result.run_id).ok

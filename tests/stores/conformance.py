@@ -26,7 +26,7 @@ import pytest
 import sqlalchemy as sa
 from structlog.testing import capture_logs
 
-from agentroute.errors import RunNotFound, StateConflict, StoreError
+from agentroute.errors import RunNotFinished, RunNotFound, StateConflict, StoreError
 from agentroute.stores import (
     GENESIS_HASH,
     AgentOutputRecord,
@@ -378,6 +378,20 @@ class TraceStoreConformance:
         with pytest.raises(RunNotFound):
             store.add_feedback("nope", score=1.0)
 
+    def test_feedback_on_a_run_still_running_is_refused_and_not_stored(
+        self, store: TraceStore
+    ) -> None:
+        """A run without its end record takes no feedback: `RunNotFinished`, nothing stored.
+
+        Before, the feedback took the next seq, the run's recorder then wrote a record with the
+        same seq, and the run's chain was broken for good.
+        """
+        records = make_run("run-1", status=None)
+        store.append(records)
+        with pytest.raises(RunNotFinished, match="has not ended"):
+            store.add_feedback("run-1", score=1.0)
+        assert store.get_run("run-1").records == tuple(records)
+
     @pytest.mark.parametrize(
         ("kwargs", "message"),
         [
@@ -673,9 +687,34 @@ class SqlTraceStoreConformance(TraceStoreConformance):
         assert len(dropped) == 1
         assert dropped[0]["count"] == 3
         assert dropped[0]["log_level"] == "error"
+        assert dropped[0]["hint"] == "a record with the same (run_id, seq) is already stored"
         assert "Where is my refund" not in repr(logs)  # never log record contents
         assert store.get_run("run-1").records == tuple(first)
         assert store.get_run("run-2").records == tuple(second)
+
+    def test_a_value_the_database_refuses_is_dropped_alone_and_the_store_goes_on(
+        self, store: TraceStore
+    ) -> None:
+        """A seed past 64 bits is refused by the database (or its driver): only that row goes.
+
+        The rest of the batch lands, the log says a value was refused (not "duplicate"), and
+        later writes still work. Before, SQLite's driver raised `OverflowError`, which the writer
+        retried forever, so every later write and read of the store failed.
+        """
+        good = make_run("run-1")
+        bad = make_run("run-bad", created_at=T0 + 1)
+        bad[0] = bad[0].model_copy(update={"seed": 2**64})
+        with capture_logs() as logs:
+            store.append([*bad[:1], *good])
+            store.flush()
+        dropped = [e for e in logs if e["event"] == "trace_records_dropped"]
+        assert [e["first"] for e in dropped] == [["run-bad#0"]]
+        assert dropped[0]["hint"] == "the database refused a value of the record (see error)"
+        assert store.get_run("run-1").records == tuple(good)
+        later = make_run("run-2", created_at=T0 + 2)
+        store.append(later)
+        store.flush()
+        assert store.get_run("run-2").records == tuple(later)
 
     def test_appending_something_else_than_records_raises_at_once(self, store: TraceStore) -> None:
         """A stray object is refused by `append` itself, so the writer never meets it."""

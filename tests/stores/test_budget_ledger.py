@@ -63,6 +63,23 @@ def test_reserve_settle_release_and_refusal(store: TraceStore) -> None:
     assert store.budget_status("k").spent_usd == 0
 
 
+def test_a_reservation_from_before_a_reset_never_settles_a_newer_one(store: TraceStore) -> None:
+    """Ids are never reused: settling a reservation a reset removed leaves newer ones held.
+
+    Before, SQLite gave the next reservation the id of the deleted one, so run A's settle
+    (after the key's reset) deleted run B's reservation and let C overspend the key.
+    """
+    a = _reserve(store, 0.6)
+    store.budget_reset("k")
+    b = _reserve(store, 0.9)
+    assert a is not None
+    assert b is not None
+    assert b != a
+    store.budget_settle("k", a, actual_nano=0, strong=False)
+    assert store.budget_status("k").reserved_usd == pytest.approx(0.9)
+    assert _reserve(store, 0.9) is None, "B still holds 0.9 of the 1.0"
+
+
 def test_strong_call_limit(store: TraceStore) -> None:
     """`strong_limit=2`: two strong reservations (settled or in flight) block a third."""
     first = _reserve(store, 0.01, strong=True)
