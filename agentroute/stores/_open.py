@@ -32,8 +32,10 @@ def open_store(url: str | TraceStore | None = None) -> TraceStore:
         from agentroute.stores._sql import SqlTraceStore
 
         return SqlTraceStore(url)
+    scheme = url.partition(":")[0] if ":" in url else url[:20]
+    # Only the scheme is shown: the rest of a URL may carry a password.
     msg = (
-        f"unsupported store URL {url!r}: use 'memory://', 'sqlite:///path.db' or "
+        f"unsupported store URL scheme {scheme!r}: use 'memory://', 'sqlite:///path.db' or "
         "'postgresql://user@host:5432/db'"
     )
     raise ConfigurationError(msg)

@@ -71,7 +71,14 @@ from agentroute.errors import (
     StoreError,
     StoreUnavailable,
 )
-from agentroute.stores._base import BudgetKeyStatus, RunSummary, RunTrace, TraceStore
+from agentroute.stores._base import (
+    BudgetKeyStatus,
+    RunSummary,
+    RunTrace,
+    TraceStore,
+    VerifyReport,
+    verify_chain,
+)
 from agentroute.stores._records import (
     AgentOutputRecord,
     DecisionRecord,
@@ -500,8 +507,12 @@ def _parse_url(url: str) -> tuple[URL, str]:
     """Return the URL to connect to (driver normalised) and the URL to show (password masked)."""
     try:
         parsed = make_url(url)
-    except sa_exc.ArgumentError as exc:
-        msg = f"invalid store URL {url!r}: use 'sqlite:///path.db' or 'postgresql://user@host/db'"
+    except (sa_exc.ArgumentError, ValueError) as exc:
+        # Not the URL itself: it may carry a password. The parser's message names the bad part.
+        msg = (
+            f"invalid store URL ({exc}): use 'sqlite:///path.db' or "
+            "'postgresql://user:password@host:5432/db'"
+        )
         raise ConfigurationError(msg) from exc
     shown = parsed
     if "password" in shown.query:
@@ -1144,18 +1155,7 @@ class SqlTraceStore(TraceStore):
             query = query.where(end.c.status == status)
         with self._transaction("listing runs") as conn:
             rows = conn.execute(query).all()
-        return [
-            RunSummary(
-                run_id=row.run_id,
-                created_at=row.created_at,
-                task=row.task,
-                status=row.status,
-                cost_usd=row.cost_usd or 0.0,
-                steps=row.steps or 0,
-                answer=row.answer,
-            )
-            for row in rows
-        ]
+        return [_summary(row) for row in rows]
 
     def get_run(self, run_id: str) -> RunTrace:
         """Return every record of one run, in chain order.
@@ -1181,16 +1181,48 @@ class SqlTraceStore(TraceStore):
         with self._transaction("listing run ids") as conn:
             return list(conn.execute(query).scalars())
 
+    def verify(self, run_id: str) -> VerifyReport:
+        """Check one run's hash chain; a row that is not a valid record is a problem too.
+
+        Raises:
+            RunNotFound: No such run.
+        """
+        records, unreadable = self._read_records(run_id)
+        report = verify_chain(run_id, records)
+        if not unreadable:
+            return report
+        return report.model_copy(update={"ok": False, "problems": [*unreadable, *report.problems]})
+
     def _raw_records(self, run_id: str) -> list[TraceRecord]:
+        records, unreadable = self._read_records(run_id)
+        if unreadable:
+            msg = (
+                f"run {run_id!r} has rows that are not valid records ({unreadable[0]}): the "
+                "database was written to outside agentroute; `agentroute runs verify` lists them"
+            )
+            raise StoreError(msg)
+        return records
+
+    def _read_records(self, run_id: str) -> tuple[list[TraceRecord], list[str]]:
+        """The run's records as stored, and a problem line for each row that does not parse."""
         self.flush()
         records: list[TraceRecord] = []
+        unreadable: list[str] = []
         with self._transaction(f"reading run {run_id!r}") as conn:
             for kind, table in _KIND_TABLES.items():
-                result = conn.execute(select(table).where(table.c.run_id == run_id))
-                records.extend(_record(kind, row._mapping) for row in result)
-        if not records:
+                for row in conn.execute(select(table).where(table.c.run_id == run_id)):
+                    try:
+                        records.append(_record(kind, row._mapping))
+                    except pydantic_core.ValidationError as exc:
+                        first = exc.errors()[0]
+                        where = ".".join(str(p) for p in first["loc"])
+                        unreadable.append(
+                            f"seq {row.seq} ({kind}): the row is not a valid record "
+                            f"({where}: {first['msg']}): it was written outside agentroute"
+                        )
+        if not records and not unreadable:
             raise _run_not_found(run_id)
-        return records
+        return records, unreadable
 
     # -- learned state -----------------------------------------------------------------------
 
@@ -1417,6 +1449,29 @@ class SqlTraceStore(TraceStore):
         with self._transaction(f"resetting budget key {key!r}", write=True) as conn:
             conn.execute(delete(_BUDGET_LEDGER).where(_BUDGET_LEDGER.c.key == key))
             conn.execute(delete(_BUDGET_KEYS).where(_BUDGET_KEYS.c.key == key))
+
+
+def _summary(row: Any) -> RunSummary:
+    """A listed run; a run whose end record does not parse is listed without its end."""
+    values = {
+        "run_id": row.run_id,
+        "created_at": row.created_at,
+        "task": row.task,
+        "status": row.status,
+        "cost_usd": row.cost_usd or 0.0,
+        "steps": row.steps or 0,
+        "answer": row.answer,
+    }
+    try:
+        return RunSummary.model_validate(values)
+    except pydantic_core.ValidationError as exc:
+        logger.warning(
+            "run_end_unreadable",
+            run_id=row.run_id,
+            error=str(exc.errors()[0]["msg"]),
+            hint="a row was written outside agentroute; `agentroute runs verify` checks the run",
+        )
+        return RunSummary.model_validate({**values, "status": None, "answer": None})
 
 
 def _run_not_found(run_id: str) -> RunNotFound:

@@ -733,6 +733,36 @@ class SqlTraceStoreConformance(TraceStoreConformance):
         assert [e["first"] for e in dropped] == [["run-bad#1"]]
         assert store.get_run("run-1").records == tuple(good)
 
+    def test_a_forged_row_is_reported_by_verify_not_raised(
+        self, store: TraceStore, raw: sa.Engine
+    ) -> None:
+        """A row inserted behind agentroute's back that is not a valid record is a problem.
+
+        `verify` reports it (and fails), `get_run` raises a `StoreError` that names it, and
+        `list_runs` still lists the store's runs. Before, all three raised pydantic's
+        `ValidationError`, `list_runs` for every run in the store.
+        """
+        records = make_run("run-1")
+        store.append(records)
+        store.flush()
+        with raw.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO agentroute_run_ends (run_id, seq, created_at, prev_hash, hash, "
+                    "status, reason, answer, cost_usd, steps, error, error_type) VALUES "
+                    "('run-1', :seq, 0, 'x', 'y', 'refunded', '', 'forged', 0, 0, NULL, NULL)"
+                ),
+                {"seq": len(records)},
+            )
+        report = store.verify("run-1")
+        assert not report.ok
+        assert f"seq {len(records)} (run_end): the row is not a valid record" in report.problems[0]
+        with pytest.raises(StoreError, match="not valid records"):
+            store.get_run("run-1")
+        (listed,) = store.list_runs()
+        assert listed.run_id == "run-1"
+        assert listed.status is None
+
     def test_a_second_store_sees_committed_records(
         self, store: TraceStore, make_store: Callable[..., SqlTraceStore]
     ) -> None:

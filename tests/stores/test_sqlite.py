@@ -224,6 +224,26 @@ def test_open_store_opens_sqlite_urls(tmp_path: Path) -> None:
         store.close()
 
 
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("mysql://app:S3cretPw@db.internal/prod", "unsupported store URL scheme 'mysql'"),
+        ("postgresql://app:S3cretPw@db.internal:5432x/prod", r"invalid store URL \(.*5432x"),
+    ],
+)
+def test_a_bad_store_url_is_a_configuration_error_that_never_shows_the_password(
+    url: str, message: str
+) -> None:
+    """An unsupported scheme or an unparsable port is a `ConfigurationError` without the password.
+
+    Before, the scheme error quoted the whole URL, password included, and a bad port raised a
+    bare `ValueError`.
+    """
+    with pytest.raises(ConfigurationError, match=message) as info:
+        open_store(url)
+    assert "S3cretPw" not in str(info.value)
+
+
 # -- the schema ---------------------------------------------------------------------------------
 
 _ROWS: list[tuple[type[SQLModel], type[BaseModel]]] = [
