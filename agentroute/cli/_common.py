@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import math
+import os
 import shlex
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from urllib.parse import unquote
 
 import typer
 from rich.console import Console
@@ -21,12 +25,15 @@ __all__ = [
     "DEFAULT_DB",
     "MIN_PREFIX",
     "DbOption",
+    "check_writable",
     "db_flag",
     "echo_json",
     "fail",
+    "json_safe",
     "one_line",
     "opened_store",
     "resolve_run_id",
+    "sqlite_file",
     "stderr",
     "stdout",
 ]
@@ -69,10 +76,52 @@ def fail(message: str) -> NoReturn:
     raise typer.Exit(1)
 
 
+def json_safe(value: Any) -> Any:
+    """`value` with every NaN or infinite float (in dicts, lists and tuples) replaced by `None`.
+
+    JSON has no NaN or infinity; Python's `json` would write them as bare `NaN` / `Infinity`,
+    which other parsers reject.
+    """
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
+
+
 def echo_json(obj: Any, *, indent: int | None = None) -> None:
-    """Write `obj` as JSON on standard output (one line unless `indent`)."""
+    """Write `obj` as JSON on standard output (one line unless `indent`).
+
+    NaN and infinities become `null` (see `json_safe`), so the output is always valid JSON.
+    """
     separators = (",", ": ") if indent else (",", ":")
-    typer.echo(json.dumps(obj, ensure_ascii=False, indent=indent, separators=separators))
+    text = json.dumps(
+        json_safe(obj), ensure_ascii=False, indent=indent, separators=separators, allow_nan=False
+    )
+    typer.echo(text)
+
+
+def check_writable(path: Path, option: str) -> None:
+    """Fail early, before any work, when `path` cannot be written as a file.
+
+    Args:
+        path: The file a command will write.
+        option: The option that named it (e.g. `--out`), for the message.
+
+    Raises:
+        typer.Exit: `path` is a directory, its directory does not exist, or either is not
+            writable (after printing one `error:` line).
+    """
+    directory = path.parent
+    if path.is_dir():
+        fail(f"{option} {path} is a directory; give a file path, e.g. {path / 'out.jsonl'}")
+    if not directory.is_dir():
+        fail(f"cannot write {option} {path}: the directory {directory} does not exist; create it")
+    target = path if path.exists() else directory
+    if not os.access(target, os.W_OK):
+        fail(f"cannot write {option} {path}: {target} is not writable; choose another path")
 
 
 def db_flag(url: str) -> str:
@@ -80,16 +129,43 @@ def db_flag(url: str) -> str:
     return "" if url == DEFAULT_DB else f" --db {shlex.quote(url)}"
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The database file a `sqlite:///path.db` URL names (`None` for other URLs and URIs)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme.lower() not in {"sqlite", "sqlite+pysqlite"} or not rest.startswith("/"):
+        return None
+    # As SQLAlchemy reads it: the part after the third slash, query dropped, %-escapes decoded.
+    database = unquote(rest[1:].partition("?")[0])
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database)
+
+
 @contextmanager
-def opened_store(url: str) -> Iterator[TraceStore]:
+def opened_store(url: str, *, existing: bool = False) -> Iterator[TraceStore]:
     """Open the store at `url` with `open_store`, and close it (flushing) on the way out.
 
+    Args:
+        url: The store URL (`--db`).
+        existing: The command reads a store that must already exist (`runs list`, `runs verify`,
+            `pheromones show`, ...): a SQLite file that is not there is an error, not created
+            empty (a typo in `--db` would otherwise report "0 runs").
+
     Raises:
-        ConfigurationError: The URL is invalid, or its driver is not installed.
+        ConfigurationError: The URL is invalid, its driver is not installed, or `existing` and
+            the SQLite file does not exist.
         StoreError: The database cannot be opened.
     """
     from agentroute.stores import open_store
 
+    path = sqlite_file(url) if existing else None
+    if path is not None and not path.exists():
+        msg = (
+            f"no store at {url}: the file {str(path)!r} does not exist; check --db (or "
+            "AGENTROUTE_DB), or record runs into it first, e.g. with "
+            f"`agentroute demo{db_flag(url)}`"
+        )
+        raise ConfigurationError(msg)
     try:
         store = open_store(url)
     except ImportError as exc:  # a missing extra: the message names the pip install

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -73,7 +72,7 @@ def cheap_strong(
             test_size=report["test_size"],
             scorer=report["scorer"],
         )
-        echo_json(_clean(payload))
+        echo_json(payload)  # NaN and infinities become null there
         return
     console = stdout()
     console.print(
@@ -99,17 +98,6 @@ def cheap_strong(
         if key in report:
             value = report[key]
             console.print(f"{label}: {'n/a' if value is None else f'{value:.4f}'}", markup=False)
-
-
-def _clean(value: Any) -> Any:
-    # JSON has no NaN or infinity: they become null.
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_clean(v) for v in value]
-    return value
 
 
 def register(app: typer.Typer) -> None:

@@ -7,9 +7,13 @@ agentroute eval pool --outcomes OUTCOMES.jsonl
 ```
 
 OUTCOMES lines: `{"id", "text", "task"?, "outcomes": {agent: score 0..1}, "costs"?: {agent: $}}`.
+A score is a number in [0, 1] or `null` (not recorded); a cost is a number >= 0 (dollars) or
+`null`, for an agent named in some line's `outcomes`. Anything else (a string such as `"0.5"`,
+a boolean, NaN, a list, a cost key that names no agent) is an error naming the line.
+
 The queries are streamed once, in file order: for each, the strategy picks one agent among
-those with a recorded outcome, receives that outcome as its reward (and its cost), and learns
-before the next query. Nothing is known in advance.
+those with a recorded outcome (`best-single` excepted, see below), receives that outcome as its
+reward (and its cost), and learns before the next query. Nothing is known in advance.
 
 Task types:
 
@@ -23,16 +27,23 @@ Task types:
 Strategies: `ant-colony` (`AntColony` with its defaults; a feedback score ≥ 0.5 is an accepted
 path; learning is applied in batches of `batch_size`, as its background worker does), `ucb`
 (UCB1 per task type), `epsilon-greedy` (ε = 0.1 per task type), `random`, and `best-single`
-(the best agent in hindsight, a reference that cheats).
+(the best single agent on every line: the reference below, which cheats; its regret is 0).
+
+The best single agent in hindsight is the agent with the highest mean score over **every**
+line, a line where it has no recorded outcome counting 0 (its cost there is its recorded cost,
+if any). The same definition gives `best_single`, `best_single_quality`, `best_single_cost`, the
+`best-single` strategy's picks and the regret; ties go to the first agent in name order.
 
 Metrics: `quality` (mean score of the picks), `cost` (total dollars of the picks),
-`best_single_*` (the agent with the best mean score over the file), `oracle_quality` (best score
-per query), `regret` (cumulative regret against the best single agent in hindsight:
-Σ best-single score − score) and `regret_oracle` (against the per-query oracle).
+`best_single_*` (the best single agent, as above), `oracle_quality` (best recorded score per
+query), `regret` (cumulative regret against the best single agent: Σ best-single score −
+score) and `regret_oracle` (against the per-query oracle). `--json` never holds NaN or
+infinities.
 """
 
 from __future__ import annotations
 
+import difflib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -117,10 +128,14 @@ def read_outcomes(path: Path) -> list[PoolLine]:
     """Read and check an OUTCOMES file.
 
     Raises:
-        ConfigurationError: A line is not JSON, lacks `text` or `outcomes`, or has a score
-            outside [0, 1] (the message names the line).
+        ConfigurationError: A line is not JSON, lacks `text` or `outcomes`, has a score that is
+            not a number in [0, 1] (or null), has `costs` that is not an object of finite
+            numbers >= 0 (or nulls), or prices an agent that has no outcome anywhere in the
+            file (the message names the line).
     """
     lines: list[PoolLine] = []
+    named: set[str] = set()
+    cost_keys: list[tuple[str, str]] = []
     for no, data in json_lines(path):
         where = f"{path}:{no}"
         if not isinstance(data.get("text"), str):
@@ -130,19 +145,10 @@ def read_outcomes(path: Path) -> list[PoolLine]:
         if not isinstance(outcomes, dict) or not outcomes:
             msg = f"{where}: 'outcomes' must be a non-empty object {{agent: score}}"
             raise ConfigurationError(msg)
-        scores: dict[str, float] = {}
-        for agent, value in outcomes.items():
-            if value is None:
-                continue
-            score = float(value)
-            if not 0.0 <= score <= 1.0 or math.isnan(score):
-                msg = f"{where}: score of {agent!r} is {value!r}; scores are in [0, 1]"
-                raise ConfigurationError(msg)
-            scores[str(agent)] = score
-        if not scores:
-            msg = f"{where}: no agent has a recorded outcome"
-            raise ConfigurationError(msg)
-        costs = {str(a): float(c) for a, c in (data.get("costs") or {}).items() if c is not None}
+        named.update(outcomes)
+        scores = _scores(outcomes, where)
+        costs = _costs(data.get("costs"), where)
+        cost_keys.extend((agent, where) for agent in costs)
         task = data.get("task")
         lines.append(
             PoolLine(
@@ -156,7 +162,67 @@ def read_outcomes(path: Path) -> list[PoolLine]:
     if not lines:
         msg = f"--outcomes {path}: no lines"
         raise ConfigurationError(msg)
+    for agent, where in cost_keys:
+        # Checked against the whole file: a line may price agents it has no outcome for.
+        if agent not in named:
+            close = difflib.get_close_matches(agent, named, n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            msg = (
+                f"{where}: 'costs' names {agent!r}, which is not an agent of any line's "
+                f"'outcomes' (agents: {', '.join(map(repr, sorted(named)))}){hint}"
+            )
+            raise ConfigurationError(msg)
     return lines
+
+
+def _scores(outcomes: dict[str, Any], where: str) -> dict[str, float]:
+    """A line's recorded scores (nulls left out), each checked to be a number in [0, 1]."""
+    scores: dict[str, float] = {}
+    for agent, value in outcomes.items():
+        score = _number(value, where, f"the score of {agent!r}", "in [0, 1]")
+        if score is None:
+            continue
+        if not 0.0 <= score <= 1.0:
+            msg = f"{where}: the score of {agent!r} is {value!r}; scores are in [0, 1]"
+            raise ConfigurationError(msg)
+        scores[agent] = score
+    if not scores:
+        msg = f"{where}: no agent has a recorded outcome"
+        raise ConfigurationError(msg)
+    return scores
+
+
+def _costs(raw: Any, where: str) -> dict[str, float]:
+    """A line's `costs` (absent or null: none; null values left out), each a number >= 0."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        msg = (
+            f"{where}: 'costs' must be an object {{agent: dollars}}, "
+            f"got {type(raw).__name__} {raw!r}"
+        )
+        raise ConfigurationError(msg)
+    costs: dict[str, float] = {}
+    for agent, value in raw.items():
+        cost = _number(value, where, f"the cost of {agent!r}", ">= 0 (dollars)")
+        if cost is None:
+            continue
+        if cost < 0:
+            msg = f"{where}: the cost of {agent!r} is {value!r}; costs are dollars, >= 0"
+            raise ConfigurationError(msg)
+        costs[agent] = cost
+    return costs
+
+
+def _number(value: Any, where: str, what: str, expected: str) -> float | None:
+    """`value` as a float; `None` for JSON null; an error for anything but a finite number."""
+    if value is None:
+        return None
+    # bool is an int in Python, and "0.5" a string in JSON: neither is a number here.
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        msg = f"{where}: {what} is {value!r}; it must be a finite number {expected}, or null"
+        raise ConfigurationError(msg)
+    return float(value)
 
 
 class _Bandit:
@@ -238,9 +304,12 @@ def evaluate_pool(
                 costs[i, index[a]] = c
     task_names, mixture_of, _ = _task_source(lines, tasks_from, clusters)
     rng = np.random.default_rng(seed)
+    # One definition of the best single agent, used for its pick, quality, cost and regret:
+    # the agent whose mean score over *every* line is highest, a line where it has no recorded
+    # outcome counting 0 (as `best-single`, which calls it on every line, gets). A mean over
+    # only the lines where an agent has a score would crown an agent recorded once, at 1.0.
     filled = np.nan_to_num(scores, nan=0.0)
-    mean = filled.sum(0) / np.maximum((~np.isnan(scores)).sum(0), 1)
-    best = int(np.argmax(mean))
+    best = int(np.argmax(filled.mean(0)))
     single_score = filled[:, best]
     text_mode = task_names[:1] == ["c0"] and clusters > 0 and tasks_from is not TasksFrom.field
     colony = (
@@ -282,8 +351,8 @@ def evaluate_pool(
         elif bandit is not None:
             arm = bandit.pick(top, available)
             bandit.update(top, arm, float(scores[i, arm]))
-        elif strategy is PoolStrategy.best_single and best in available:
-            arm = best
+        elif strategy is PoolStrategy.best_single:
+            arm = best  # the reference itself, on every line (see `best` above)
         else:
             arm = int(rng.choice(available))
         picks[i] = arm
@@ -357,7 +426,12 @@ def pool(
         typer.Option("--outcomes", help="JSON lines {id, text, task?, outcomes, costs?}."),
     ],
     strategy: Annotated[
-        PoolStrategy, typer.Option("--strategy", help="The online router to run.")
+        PoolStrategy,
+        typer.Option(
+            "--strategy",
+            help="The online router to run; best-single is the reference: the agent with the "
+            "best mean score over every line (no outcome = 0), called on every line.",
+        ),
     ] = PoolStrategy.ant_colony,
     tasks_from: Annotated[
         TasksFrom | None,
@@ -376,7 +450,9 @@ def pool(
     """Stream the queries once, in file order, through an online learning router over a pool.
 
     Prints quality, cost and cumulative regret against the best single agent in hindsight and
-    the per-query oracle.
+    the per-query oracle. The best single agent is the one with the highest mean score over
+    every line, a line where it has no recorded outcome counting 0; `--strategy best-single`
+    calls it on every line (regret 0).
     """
     lines = read_outcomes(outcomes)
     if not as_json:

@@ -147,7 +147,7 @@ def keys(db: DbOption = DEFAULT_DB) -> None:
     """List the colony keys recorded in the store."""
     from agentroute.routing.colony import PheromoneBook
 
-    with opened_store(db) as store:
+    with opened_store(db, existing=True) as store:
         found = PheromoneBook.known_keys(store)
     for key in found:
         typer.echo(key)
@@ -170,7 +170,7 @@ def show(
     The tables are the ones decisions use: a task table with little evidence of its own is
     backed off to the all-task table. `--raw` shows the tables as stored.
     """
-    with opened_store(db) as store:
+    with opened_store(db, existing=True) as store:
         book = _book(store, key)
         state = _load(book, version)
     names = _tasks(state, task)
@@ -204,7 +204,7 @@ def versions(db: DbOption = DEFAULT_DB, key: KeyOption = None) -> None:
     """List every stored version (snapshot) of the tables."""
     import datetime as dt
 
-    with opened_store(db) as store:
+    with opened_store(db, existing=True) as store:
         book = _book(store, key)
         rows = book.versions()
     table = Table(title=book.key, title_justify="left")
@@ -227,7 +227,7 @@ def diff(
     limit: Annotated[int, typer.Option("--limit", min=1, help="Largest changes shown.")] = 20,
 ) -> None:
     """Show the largest τ changes between two versions."""
-    with opened_store(db) as store:
+    with opened_store(db, existing=True) as store:
         d = _book(store, key).diff(old, new)
     table = Table(title=f"τ changes v{d.old_version} → v{d.new_version}", title_justify="left")
     for col in ("task", "edge", "old", "new", "change"):
@@ -245,7 +245,7 @@ def rollback(
     key: KeyOption = None,
 ) -> None:
     """Restore an old version by writing it as the newest one (history is kept)."""
-    with opened_store(db) as store:
+    with opened_store(db, existing=True) as store:
         state = _book(store, key).rollback(version)
     typer.echo(f"restored version {version} as version {state.version}")
 
@@ -274,7 +274,7 @@ def export(
         raise ConfigurationError(msg) from exc
     import numpy as np
 
-    with opened_store(db) as store:
+    with opened_store(db, existing=True) as store:
         book = _book(store, key)
         state = _load(book, version)
     out.mkdir(parents=True, exist_ok=True)

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from rich import box
+from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
@@ -393,23 +394,31 @@ def _run_end(root: Tree, trace: RunTrace) -> None:
 # -- `runs verify` and `runs replay` -------------------------------------------------------------
 
 
-def verify_table(reports: Iterable[VerifyReport]) -> Table:
-    """One row per verified run."""
+def verify_table(reports: Iterable[VerifyReport]) -> RenderableType:
+    """One row per verified run, then each broken run's problems, one per line.
+
+    The problems are sentences: in a table column they would be wrapped (and cut) beside the
+    32-character run ids at 80 columns, so they are printed below the table, at full width.
+    """
     table = Table(box=box.SIMPLE_HEAD)
     table.add_column("run", style="cyan", no_wrap=True)
     table.add_column("records", justify="right")
     table.add_column("complete")
     table.add_column("chain", no_wrap=True)
-    table.add_column("problems", ratio=1, min_width=20)
+    table.add_column("problems", justify="right")
+    details: list[RenderableType] = []
     for r in reports:
         table.add_row(
             r.run_id,
             str(r.records),
             Text("yes", style="green") if r.complete else Text("no", style="yellow"),
             Text("OK", style="bold green") if r.ok else Text("BROKEN", style="bold red"),
-            Text("\n".join(r.problems), style="red") if r.problems else Text("—", style="dim"),
+            Text(str(len(r.problems)), style="red") if r.problems else Text("—", style="dim"),
         )
-    return table
+        if r.problems:
+            details.append(Text.assemble("problems in run ", (r.run_id, "cyan"), ":"))
+            details.extend(Text(f"  {problem}", style="red") for problem in r.problems)
+    return Group(table, *details)
 
 
 def _side(values: list[str] | None, slot: str) -> Text:

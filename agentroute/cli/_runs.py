@@ -78,7 +78,7 @@ def list_runs(
     if status is not None and status not in _STATUSES:
         msg = f"{status!r} is not a run status; use one of {', '.join(_STATUSES)}"
         raise typer.BadParameter(msg, param_hint="--status")
-    with opened_store(db) as store:
+    with opened_store(db, existing=True) as store:
         runs = store.list_runs(limit=limit, status=status)
     if as_json:
         echo_json([r.model_dump(mode="json") for r in runs], indent=2)
@@ -99,7 +99,7 @@ def show(run: RunArg, db: DbOption = DEFAULT_DB, as_json: JsonFlag = False) -> N
     Every decision with its strategy, reason and candidates (with scores), every model call
     and agent output, then the end of the run and its feedback.
     """
-    with opened_store(db) as store:
+    with opened_store(db, existing=True) as store:
         trace = store.get_run(resolve_run_id(store, run, db))
     if as_json:
         echo_json([r.model_dump(mode="json") for r in trace.records], indent=2)
@@ -120,7 +120,7 @@ def verify(
     An edited, deleted or reordered record breaks the chain. Exits with status 1 when a run
     is broken.
     """
-    with opened_store(db) as store:
+    with opened_store(db, existing=True) as store:
         ids = [resolve_run_id(store, run, db)] if run is not None else store.run_ids()
         reports = [store.verify(run_id) for run_id in ids]
     broken = [r for r in reports if not r.ok]
@@ -174,7 +174,7 @@ def replay(
     """
     from agentroute import replay as replay_run
 
-    with opened_store(db) as store:
+    with opened_store(db, existing=True) as store:
         run_id = resolve_run_id(store, run, db)
         trace = store.get_run(run_id)
         registry = _load_registry(app or trace.run.router.get("app"), run_id)
@@ -320,7 +320,7 @@ def export(
 ) -> None:
     """Export every record of every run (or of the given runs), in chain order."""
     del fmt  # one format so far; the option keeps room for others
-    with opened_store(db) as store:
+    with opened_store(db, existing=True) as store:
         ids = [resolve_run_id(store, r, db) for r in runs] if runs else store.run_ids()
         if out == "-":
             _write_records(store, ids, sys.stdout, progress=False)
@@ -369,7 +369,7 @@ def feedback(
     if score is None and label is None:
         msg = "give --score (0..1) and/or --label"
         raise typer.BadParameter(msg, param_hint="--score/--label")
-    with opened_store(db) as store:
+    with opened_store(db, existing=True) as store:
         run_id = resolve_run_id(store, run, db)
         record = store.add_feedback(
             run_id, score=score, label=label, agent=agent, comment=comment, source=source

@@ -93,7 +93,7 @@ def load_outcomes(path: str | Path) -> list[OutcomeRow]:
             msg = f"{where}: 'text' must be a string"
             raise ConfigurationError(msg)
         values = {k: _number(data.get(k), k, where) for k in ("cheap", "strong")}
-        costs = {k: _number(data.get(k), k, where) for k in ("cheap_cost", "strong_cost")}
+        costs = {k: _cost(data.get(k), k, where) for k in ("cheap_cost", "strong_cost")}
         if values["cheap"] is None and values["strong"] is None:
             msg = f"{where}: needs 'cheap' and/or 'strong' scores (0..1)"
             raise ConfigurationError(msg)
@@ -122,6 +122,18 @@ def _number(value: Any, name: str, where: str) -> float | None:
         return float(value)
     msg = f"{where}: {name!r} must be a finite number, got {value!r}"
     raise ConfigurationError(msg)
+
+
+def _cost(value: Any, name: str, where: str) -> float | None:
+    # A negative price would make "cost to 95% of strong" negative; a boolean is no price.
+    if isinstance(value, bool):
+        msg = f"{where}: {name!r} must be a cost in dollars (a number >= 0), got {value!r}"
+        raise ConfigurationError(msg)
+    cost = _number(value, name, where)
+    if cost is not None and cost < 0:
+        msg = f"{where}: {name!r} is {value!r}; a cost is dollars, >= 0"
+        raise ConfigurationError(msg)
+    return cost
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,11 +8,13 @@ import sys
 import pytest
 
 from agentroute._demo import build_router
+from agentroute.stores import open_store
 from tests.cli.conftest import Invoke
 
 
 def test_unknown_run_id_is_one_line_with_a_hint(invoke: Invoke, db_url: str) -> None:
     """An unknown run id exits 1 and points at `agentroute runs list` with the same --db."""
+    open_store(db_url).close()  # an empty store: a missing file is another error
     for command in (["show"], ["replay"], ["verify"], ["export"]):
         result = invoke("runs", *command, "nosuchrun", "--db", db_url)
         assert result.exit_code == 1, command
@@ -79,6 +81,7 @@ def test_db_defaults_to_the_environment(db_url: str) -> None:
 
     from agentroute.cli import app
 
+    open_store(db_url).close()
     result = CliRunner(env={"AGENTROUTE_DB": db_url, "COLUMNS": "250"}).invoke(
         app, ["runs", "list"]
     )

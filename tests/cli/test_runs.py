@@ -7,6 +7,8 @@ import sqlite3
 from contextlib import closing
 from pathlib import Path
 
+import pytest
+
 from agentroute import __version__
 from agentroute._demo import DEMO_TASKS
 from agentroute.stores import open_store
@@ -183,3 +185,72 @@ def test_version_and_help(invoke: Invoke) -> None:
     assert result.exit_code == 0
     assert "demo" in result.stdout
     assert "runs" in result.stdout
+
+
+READ_ONLY = [
+    ("runs", "list"),
+    ("runs", "show", "abcdef"),
+    ("runs", "verify"),
+    ("runs", "replay", "abcdef"),
+    ("runs", "export"),
+    ("runs", "feedback", "abcdef", "--score", "1"),
+    ("pheromones", "keys"),
+    ("pheromones", "show"),
+    ("pheromones", "versions"),
+    ("pheromones", "diff", "1"),
+]
+
+
+@pytest.mark.parametrize("command", READ_ONLY, ids=" ".join)
+def test_a_missing_sqlite_file_is_an_error_and_is_not_created(
+    invoke: Invoke, tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    """Commands that read runs or tables fail on a `--db` file that does not exist.
+
+    A typo in `--db` used to create an empty database and report "0 runs verified" with
+    exit 0; now it is one `error:` line naming the file, and no file is created.
+    """
+    path = tmp_path / "typo.db"
+    url = f"sqlite:///{path}"
+    result = invoke(*command, "--db", url)
+    assert result.exit_code == 1, result.output
+    assert result.stderr.startswith(f"error: no store at {url}: the file {str(path)!r} does not")
+    assert not path.exists()
+
+
+def _tampered_store(invoke: Invoke, path: Path) -> tuple[str, int]:
+    """A one-run store whose agent decision was edited; returns its run id and seq."""
+    url = f"sqlite:///{path}"
+    assert invoke("demo", "--db", url, "--task", "Where is my refund?").exit_code == 0
+    with closing(sqlite3.connect(path)) as conn:
+        for (name,) in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type='trigger' "
+            "AND tbl_name='agentroute_decisions'"
+        ).fetchall():
+            conn.execute(f"DROP TRIGGER {name}")
+        run_id, seq = conn.execute(
+            "SELECT run_id, seq FROM agentroute_decisions WHERE slot='agent' LIMIT 1"
+        ).fetchone()
+        conn.execute(
+            "UPDATE agentroute_decisions SET reason='edited' WHERE run_id=? AND seq=?",
+            (run_id, seq),
+        )
+        conn.commit()
+    return run_id, seq
+
+
+def test_runs_verify_problems_are_readable_at_80_columns(invoke: Invoke, tmp_path: Path) -> None:
+    """At 80 columns each problem is printed whole on one line, not wrapped beside the run id."""
+    from typer.testing import CliRunner
+
+    from agentroute.cli import app
+
+    path = tmp_path / "tamper.db"
+    run_id, seq = _tampered_store(invoke, path)
+    runner = CliRunner(env={"COLUMNS": "80", "AGENTROUTE_DB": None})
+    result = runner.invoke(app, ["runs", "verify", "--db", f"sqlite:///{path}"])
+    assert result.exit_code == 1, result.output
+    lines = [line.strip() for line in result.stdout.splitlines()]
+    assert f"seq {seq} (decision): content does not match its hash (edited)" in lines
+    assert f"problems in run {run_id}:" in lines
+    assert all(len(line) <= 80 for line in result.stdout.splitlines())
