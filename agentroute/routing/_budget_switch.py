@@ -39,7 +39,7 @@ import structlog
 
 from agentroute.errors import BudgetExceeded, ConfigurationError, did_you_mean
 from agentroute.models import resolve_prices
-from agentroute.models._budget import BudgetSnapshot, ledger_for_run
+from agentroute.models._budget import Budget, BudgetSnapshot, ledger_for_run
 from agentroute.registry import ModelSpec, Registry
 from agentroute.routing._difficulty import (
     DifficultyScore,
@@ -182,6 +182,8 @@ class BudgetSwitch:
         self._embedder = embedder
         self._scorer: DifficultyScorer | None = None
         self._calibration: list[float] = []
+        self._warned_uncalibrated = False
+        self._model_tiers: dict[str, str | None] = {}
         self._tiers: tuple[str, ...] | None = None
         self._tier_models: dict[str, str] = {}
         self._score_cache: OrderedDict[str, DifficultyScore] = OrderedDict()
@@ -282,6 +284,7 @@ class BudgetSwitch:
         """
         del agents
         tiers = self._resolve_tiers(registry)
+        self._model_tiers = {m.name: m.tier for m in registry.models.values() if m.tier in tiers}
         for name in (self.tier, self.cold_start):
             if name is not None and name not in tiers:
                 msg = (
@@ -413,7 +416,13 @@ class BudgetSwitch:
         estimates = {
             t: _estimate(resolve_prices(ctx.registry.get_model(m)), ctx) for t, m in models.items()
         }
-        affordable = {t: snapshot.affords(estimates[t], strong=t in strong_tiers) for t in tiers}
+        # A tier whose model's reservation was refused this step (the runtime routes again):
+        # the estimate missed part of the real request (a system or skills prompt).
+        affordable = {
+            t: models[t] not in ctx.refused
+            and snapshot.affords(estimates[t], strong=t in strong_tiers)
+            for t in tiers
+        }
         index = choice.index
         while index > 0 and not affordable[tiers[index]]:
             index -= 1
@@ -559,6 +568,15 @@ class BudgetSwitch:
         if isinstance(share, int | float) and self._calibration:
             top = calibrate_threshold(self._calibration, strong_share=float(share))
             return [min(x, top) for x in base[:-1]] + [top], "metadata.strong_share"
+        if isinstance(share, int | float):
+            # Said in the decision (and logged once), never silently: the knob needs scores.
+            if not self._warned_uncalibrated:
+                self._warned_uncalibrated = True
+                log.warning(
+                    "budget_switch_strong_share_ignored",
+                    hint="fit with train=/fit_file(...) or call calibrate(texts) first",
+                )
+            return base, "params (strong_share ignored: no calibration scores)"
         return base, "params"
 
     def _clear_scores(self) -> None:
@@ -648,7 +666,10 @@ class BudgetSwitch:
             return
         routed = self._routed.pop(outcome.run_id, None)
         if routed is None:
-            return
+            # Routed by another process, or before a restart: the trace says what ran.
+            routed = self._routed_from(outcome)
+            if routed is None:
+                return
         text, strong = routed
         try:
             if strong:
@@ -659,6 +680,19 @@ class BudgetSwitch:
             # The update may also bring in other processes' outcomes: every score can change.
             self._clear_scores()
         log.debug("budget_switch_learned", run_id=outcome.run_id, strong=strong)
+
+    def _routed_from(self, outcome: Outcome) -> tuple[str, bool] | None:
+        """What a run this instance did not route used: its task, and whether a strong tier ran.
+
+        From the model decisions of its trace (`Outcome.models`); `None` when it has none this
+        switch knows (another router's run). Strong means the default strong tiers, as
+        `Budget.strong_tiers`.
+        """
+        known = [self._model_tiers[m] for m in outcome.models if m in self._model_tiers]
+        if not known:
+            return None
+        strong_tiers = Budget().strong_tiers
+        return outcome.task, any(t in strong_tiers for t in known)
 
 
 def _parse_confidence(reply: str) -> float:

@@ -865,6 +865,11 @@ class LogisticScorer:
         self._b: _F = np.zeros(2)
         self._fitted = False
         self._row_l2 = 0.0
+        self._cold: list[tuple[str, float | None, float | None]] = []
+        self._cold_lock = threading.Lock()
+
+    _COLD_FIT = 20
+    """Online outcomes an unfitted scorer gathers before it fits itself on them."""
 
     @property
     def embedder(self) -> Embedder:
@@ -875,7 +880,7 @@ class LogisticScorer:
 
     @property
     def fitted(self) -> bool:
-        """Whether the model has been fitted."""
+        """Whether the model has been fitted (by `fit`, or on its first online outcomes)."""
         return self._fitted
 
     def params(self) -> dict[str, Any]:
@@ -925,6 +930,7 @@ class LogisticScorer:
         self, x: _F, cheap: Sequence[float | None], strong: Sequence[float | None]
     ) -> LogisticScorer:
         """Fit on a ready feature matrix (rows aligned with the labels)."""
+        self._cold = []
         self._mu = x.mean(axis=0)
         self._sd = x.std(axis=0) + 1e-6
         z = (x - self._mu) / self._sd
@@ -975,8 +981,20 @@ class LogisticScorer:
         return out
 
     def update(self, text: str, *, cheap: float | None = None, strong: float | None = None) -> None:
-        """A few small gradient steps on one observed outcome."""
+        """A few small gradient steps on one observed outcome.
+
+        Before any fit (cold start), outcomes are gathered instead; the scorer fits itself on
+        them once it holds `_COLD_FIT` (20), so a switch started without training data leaves
+        its cold start.
+        """
         if not self._fitted:
+            with self._cold_lock:
+                self._cold.append((text, cheap, strong))
+                if len(self._cold) < self._COLD_FIT or self._fitted:
+                    return
+                texts, cheaps, strongs = zip(*self._cold, strict=True)
+                self._cold = []
+                self.fit(list(texts), list(cheaps), list(strongs))
             return
         z = (self._features([text]) - self._mu) / self._sd
         y = np.array([[np.nan if cheap is None else cheap, np.nan if strong is None else strong]])
@@ -1137,8 +1155,13 @@ class EnsembleScorer:
 
     @property
     def fitted(self) -> bool:
-        """Whether both members are fitted."""
-        return self.knn.fitted and self.logistic.fitted
+        """Whether the kNN member has data (the logistic member joins once it is fitted).
+
+        Started from feedback alone (no `fit`), the ensemble scores with its kNN member until
+        it is fitted, so a switch with `cold_start` leaves cold start with its first outcome,
+        as with `KnnScorer`.
+        """
+        return self.knn.fitted
 
     def params(self) -> dict[str, Any]:
         """Settings of the blend and both members."""
@@ -1332,21 +1355,26 @@ class EnsembleScorer:
 
     def score_vectors(self, vectors: Matrix, texts: Sequence[str]) -> list[DifficultyScore]:
         """`score` with precomputed embeddings."""
-        stacker, features = self.stacker_, None
+        # Not fitted (learning from feedback alone): the kNN member scores by itself.
+        b = self.logistic.score_vectors(vectors, texts) if self.logistic.fitted else None
+        stacker = self.stacker_ if b is not None else None
+        features = None
         # One search serves the kNN member and the stacker, so both read one memory version.
         found = self.knn._search(vectors, max(self._STACK_KS) if stacker is not None else 0)
         a = self.knn._scores(found)
-        b = self.logistic.score_vectors(vectors, texts)
-        wt, lw = self.weight_, self.lexical_weight_
-        pc = wt * np.array([x.p_cheap for x in a]) + (1 - wt) * np.array([y.p_cheap for y in b])
-        ps = wt * np.array([x.p_strong for x in a]) + (1 - wt) * np.array([y.p_strong for y in b])
+        wt, lw = (self.weight_ if b is not None else 1.0), self.lexical_weight_
+        pc = wt * np.array([x.p_cheap for x in a])
+        ps = wt * np.array([x.p_strong for x in a])
+        if b is not None:
+            pc += (1 - wt) * np.array([y.p_cheap for y in b])
+            ps += (1 - wt) * np.array([y.p_strong for y in b])
         lexical = None
         if self.lexical is not None and self.lexical.fitted and lw > 0 and stacker is None:
             xc, xs, near = self.lexical.predict(list(texts))
             lexical = (self.lexical.k_, xc, xs, _value(xc, xs), near)
             pc = (1 - lw) * pc + lw * xc
             ps = (1 - lw) * ps + lw * xs
-        if stacker is not None:
+        if stacker is not None and b is not None:
             idx, sims = found.first(max(self._STACK_KS))
             members = [
                 np.array([getattr(s, attr) for s in scores])
@@ -1357,7 +1385,7 @@ class EnsembleScorer:
             pc, ps = stacker.predict(features)
         values = _value(pc, ps)
         out = []
-        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+        for i, x in enumerate(a):
             evidence: dict[str, Any] = {"scorer": "ensemble"}
             if stacker is not None and features is not None:
                 share = stacker.contributions(features[i])
@@ -1367,7 +1395,11 @@ class EnsembleScorer:
                 evidence["knn_weight"] = wt
                 evidence["lexical_weight"] = lw if lexical is not None else 0.0
             evidence["knn"] = {**x.evidence, "value": round(x.value, 4)}
-            evidence["logistic"] = {**y.evidence, "value": round(y.value, 4)}
+            evidence["logistic"] = (
+                {**b[i].evidence, "value": round(b[i].value, 4)}
+                if b is not None
+                else {"fitted": False}
+            )
             if lexical is not None:
                 k, xc, xs, xv, near = lexical
                 evidence["lexical"] = {

@@ -204,6 +204,10 @@ class RoutingContext:
     """Per-decision seed derived from the run: sampling strategies use it for reproducibility."""
     complete: Complete = _no_complete
     """Model access for LLM-based strategies: traced, budgeted and replayable like any call."""
+    refused: frozenset[str] = frozenset()
+    """Model slot: models whose budget reservation was refused at this step. The runtime routes
+    the slot again after a refusal; picking one of these again ends the run `budget_exhausted`,
+    so a budget-aware strategy treats them as unaffordable."""
 
 
 class Outcome(BaseModel):
@@ -223,6 +227,10 @@ class Outcome(BaseModel):
     score: float | None = None
     """Feedback score in [0, 1], when known."""
     metadata: dict[str, Any] = Field(default_factory=dict)
+    models: tuple[str, ...] = ()
+    """Model chosen by each model-slot decision, in order. Filled by `Router.feedback` from the
+    stored trace (so a strategy in another process, or after a restart, knows what ran); empty
+    for the outcome a run hands its own strategies as it ends."""
 
 
 @runtime_checkable

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set
 from typing import TYPE_CHECKING, Annotated, Any, TypedDict
 
 import structlog
@@ -324,7 +324,7 @@ class Engine:
                     tried.add(routed)
                     if router.model_strategy is None:
                         raise
-                    rerouted = await self._route_model(scope, branch)
+                    rerouted = await self._route_model(scope, branch, refused=tried)
                     if rerouted in tried:
                         raise
                     routed = in_use[0] = rerouted
@@ -380,13 +380,21 @@ class Engine:
             return allowed
         return [router.registry.get_skill(s) for s in decision.skills]
 
-    async def _route_model(self, scope: RunScope, branch: dict[str, Any]) -> str | None:
+    async def _route_model(
+        self, scope: RunScope, branch: dict[str, Any], refused: Set[str | None] = frozenset()
+    ) -> str | None:
+        """Route the model slot; `refused`: models whose reservation was refused this step."""
         router = self.router
         strategy = router.model_strategy
         if strategy is None:
             return router.default_model(branch["agent"])
         ctx = await self._routing_context(
-            scope, branch, "model", tuple(router.registry.models), agent=branch["agent"]
+            scope,
+            branch,
+            "model",
+            tuple(router.registry.models),
+            agent=branch["agent"],
+            refused=frozenset(m for m in refused if m is not None),
         )
         decision = await self._decide(scope, ctx, strategy, branch=branch["agent"])
         if decision.outcome != "route" or decision.model is None:
@@ -505,6 +513,7 @@ class Engine:
         candidates: tuple[str, ...],
         *,
         agent: str | None,
+        refused: frozenset[str] = frozenset(),
     ) -> RoutingContext:
         step = state["step"]
         branch = agent or "router"
@@ -527,6 +536,7 @@ class Engine:
             load=dict(self.router.inflight),
             seed=(scope.seed * 1_000_003 + step * 31 + len(branch)) & 0x7FFFFFFF,
             complete=complete,
+            refused=refused,
         )
 
     async def _decide(

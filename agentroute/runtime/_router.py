@@ -654,9 +654,12 @@ class Router:
         trace = await asyncio.to_thread(self.store.get_run, run_id)
         end = trace.end
         steps: list[tuple[str, ...]] = []
+        models: list[str] = []
         for d in trace.decisions:
             if d.slot == "agent" and d.outcome == "route":
                 steps.append(tuple(d.chosen))
+            elif d.slot == "model" and d.chosen:
+                models.append(d.chosen[0])
         await self._learn_outcome(
             Outcome(
                 run_id=run_id,
@@ -668,6 +671,7 @@ class Router:
                 outputs={o.agent: o.output for o in trace.outputs},
                 score=score,
                 metadata=trace.run.metadata,
+                models=tuple(models),
             )
         )
         return record

@@ -165,6 +165,118 @@ def test_cold_start_routes_without_a_score_then_learns_from_feedback() -> None:
     assert scorer.size == 1
 
 
+@pytest.mark.parametrize("first_score", [1, 20])
+def test_every_scorer_leaves_cold_start_through_feedback(first_score: int) -> None:
+    """Started unfitted with `cold_start`, each scorer scores once feedback has come in.
+
+    kNN and the ensemble (kNN alone until fitted) after the first outcome; logistic once it
+    has gathered 20 and fitted itself on them. Before, the logistic scorer and the default
+    ensemble stayed in cold start forever.
+    """
+    scorers = {
+        "knn": KnnScorer(HashingEmbedder(), k=1),
+        "ensemble": EnsembleScorer(HashingEmbedder()),
+        "logistic": LogisticScorer(HashingEmbedder()),
+    }
+    needed = {"knn": 1, "ensemble": 1, "logistic": 20}
+    for name, scorer in scorers.items():
+        router = switch_router(BudgetSwitch.threshold(scorer, t=0.6, cold_start="cheap"))
+        for i in range(first_score):
+            res = router.run_sync(f"prove lemma {i}" if i % 2 else f"say hello {i}")
+            asyncio.run(router.feedback(res.run_id, score=float(i % 2 == 0)))
+        res = router.run_sync("prove lemma 99")
+        score = model_decision(router, res.run_id).evidence["score"]
+        assert (score is not None) == (first_score >= needed[name]), name
+        assert scorer.fitted == (first_score >= needed[name]), name
+    scored = scorers["ensemble"].score(["say hello 7"])[0]
+    assert scored.evidence["logistic"] == {"fitted": False}
+    assert scored.evidence["knn_weight"] == 1.0
+
+
+def test_a_strong_share_without_calibration_scores_is_said_not_silently_ignored() -> None:
+    """`strong_share` needs calibration scores; without them the decision records that.
+
+    The scorer was fitted directly, so the switch has no scores to map a share onto: the
+    threshold stays the configured one and `threshold_source` says the knob was ignored.
+    After `calibrate(texts)` the same knob moves the threshold.
+    """
+    texts, cheap, strong = _data()
+    scorer = KnnScorer(FakeEmbedder(), k=3).fit(texts, cheap, strong)
+    switch = BudgetSwitch.threshold(scorer, t=0.6)
+    router = switch_router(switch)
+    knob = {"budget_switch": {"strong_share": 1.0}}
+    res = router.run_sync("prove lemma 1", metadata=knob)
+    evidence = model_decision(router, res.run_id).evidence
+    assert evidence["threshold_source"] == "params (strong_share ignored: no calibration scores)"
+    switch.calibrate(texts, strong_share=0.5)
+    res = router.run_sync("prove lemma 1", metadata=knob)
+    assert model_decision(router, res.run_id).evidence["threshold_source"] == (
+        "metadata.strong_share"
+    )
+
+
+def test_feedback_reaches_a_switch_that_did_not_route_the_run() -> None:
+    """Another router on the same store (another process, or after a restart) learns too.
+
+    Router A routes a run on the strong tier; its feedback goes through router B, whose switch
+    never saw the run: B reads what ran from the trace and stores the outcome as a strong one.
+    Before, B dropped the feedback.
+    """
+    store = InMemoryTraceStore()
+    texts, cheap, strong = _data()
+    scorers = [KnnScorer(FakeEmbedder(), k=3).fit(texts, cheap, strong) for _ in range(2)]
+    a, b = (
+        switch_router(BudgetSwitch.threshold(s, t=0.0, learn_online=True), store=store)
+        for s in scorers
+    )
+    b.compile()
+    res = a.run_sync("prove lemma 77")
+    assert model_decision(a, res.run_id).evidence["tier"] == "strong"
+    asyncio.run(b.feedback(res.run_id, score=0.25))
+    (item,) = scorers[1].online_items
+    assert (item.text, item.strong, item.cheap) == ("prove lemma 77", 0.25, None)
+    assert scorers[0].online_items == []
+
+
+def test_a_refused_reservation_downgrades_when_the_prompt_is_longer_than_the_task() -> None:
+    """The switch estimates from the task; the agent's long system prompt costs more.
+
+    The strong reservation is refused, the runtime routes the slot again without the refused
+    model, and the switch downgrades to the cheap tier, which the budget affords: the run
+    completes. Before, the switch picked the refused model again and the run ended
+    `budget_exhausted` with the cheap tier affordable.
+    """
+    reg = ar.Registry()
+    for tier, price in (("cheap", 1.0), ("strong", 100.0)):
+        reg.model(
+            tier,
+            f"m/{tier}",
+            tier=tier,
+            input_price_per_mtok=price,
+            output_price_per_mtok=price,
+            max_output_tokens=100,
+        )
+
+    @reg.agent()
+    async def helper(ctx: ar.AgentContext, task: str) -> str:
+        """Helps, with a long system prompt."""
+        return await ctx.complete(task, system="You are a careful support agent. " * 100)
+
+    router = ar.Router(
+        reg,
+        agent=Static("helper"),
+        model=BudgetSwitch.first_strong(1),
+        store=InMemoryTraceStore(),
+        client=ScriptedModelClient(default="ok"),
+    )
+    res = router.run_sync("hi", budget=ar.Budget(usd=0.05))
+    assert res.status == "completed"
+    first, second = (d for d in router.trace(res.run_id).decisions if d.slot == "model")
+    assert (first.evidence["tier"], first.evidence["downgraded"]) == ("strong", False)
+    assert (second.evidence["tier"], second.evidence["downgraded"]) == ("cheap", True)
+    assert 0 < res.cost_usd < 0.05
+
+
 def test_yaml_form_builds_and_fits_from_a_file(tmp_path: Path) -> None:
     """`{strategy: budget-switch, params: {...train...}}` builds and fits at compile time."""
     path = tmp_path / "train.jsonl"
