@@ -21,11 +21,10 @@ import asyncio
 import dataclasses
 import importlib
 import inspect
-import math
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
@@ -47,6 +46,7 @@ from agentroute.routing.colony._intent import (
 )
 from agentroute.routing.colony._learner import (
     Judge,
+    JudgeThreads,
     LearningError,
     LearningWorker,
     Trajectory,
@@ -120,6 +120,17 @@ def _resolve_judge(judge: Judge | str | None) -> Judge | None:
     return found  # type: ignore[no-any-return]
 
 
+def _verdict_value(verdict: object) -> float | None:
+    """A judge's verdict as a number in [0, 1], or `None` when it is anything else."""
+    if verdict is None or isinstance(verdict, (str, bytes)):
+        return None  # float("1") would pass, but a judge answers a bool or a number
+    try:
+        value = float(verdict)  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return value if 0.0 <= value <= 1.0 else None  # NaN fails both comparisons
+
+
 def _check_params(values: Mapping[str, Any]) -> None:
     rules: dict[str, Callable[[Any], bool]] = {
         "alpha": lambda v: v >= 0,
@@ -187,7 +198,9 @@ class AntColony:
         judge: Quality gate for runs without a feedback score: a callable (sync or async),
             `"module:function"`, or an `LLMJudge`; `None` = learn only from feedback scores.
         judge_timeout_s: A judge slower than this is abandoned (the trajectory is skipped and
-            the timeout recorded).
+            the timeout recorded). A sync judge runs on the colony's own judge threads (at
+            most `JUDGE_THREADS` = 4); a call that hangs keeps its thread, and while all of
+            them are stuck, trajectories needing the judge are skipped as "judge busy".
         gate_threshold: A verdict or feedback score ≥ this accepts the trajectory.
         intent: `IntentModel` or `embedding` / `llm` / `online-kmeans`; default `embedding`.
         ability: Declared ability priors, agent → task → [0, 1] (default 0.5).
@@ -240,8 +253,13 @@ class AntColony:
         edges: Allowed transitions, `["a->b", ...]` (`__start__->a` for first-stage entries).
         store: Trace store (or URL) holding the pheromone tables; default a private in-memory
             store. `Router` users pass the router's store to share it across processes.
-        key: Learned-state key; default `ant-colony/<sorted agent names hash>`.
-        refresh_s: How often the worker re-reads the tables written by other processes.
+        key: Learned-state key; default `ant-colony/<sorted agent names joined by +>` (cut at
+            200 characters). The default changes when an agent is added or removed, and the
+            new key starts empty (a warning names the keys already stored); pass a fixed `key`
+            to keep the tables, which are then reconciled with the new agents.
+        refresh_s: How often the tables written by other processes are re-read: by the
+            learning worker, and in the background of `route` (which never waits for it), so
+            a process that only serves sees what others learned too.
         max_pending: Runs whose routing memo is kept until they finish (oldest evicted).
         seed: Seed of the learning sampler.
     """
@@ -339,6 +357,7 @@ class AntColony:
             "accepted": 0,
             "rejected": 0,
             "judge_errors": 0,
+            "learn_errors": 0,
             "commit_errors": 0,
         }
         self.graph: LayeredGraph | None = None
@@ -347,12 +366,20 @@ class AntColony:
         self._state: PheromoneState | None = None
         self._prior: np.ndarray | None = None
         self._declared: np.ndarray | None = None  # which (task, agent) priors were declared
+        self._start_background()
+
+    def _start_background(self) -> None:
+        self._shared_store = self._store_arg is not None
+        self._judge_threads = JudgeThreads()
+        self._refresh_lock = threading.Lock()
+        self._refreshing = False
+        self._next_refresh = 0.0
         self.worker = LearningWorker(
             self.learn_batch,
-            buffer_size=buffer_size,
-            batch_size=batch_size,
+            buffer_size=self.buffer_size,
+            batch_size=self.batch_size,
             idle=self._refresh_async,
-            idle_s=refresh_s,
+            idle_s=self.refresh_s,
         )
 
     # -- configuration -----------------------------------------------------------------------
@@ -444,15 +471,29 @@ class AntColony:
             store = open_store(store)
         self._store_arg = store
         key = self.key_param or f"ant-colony/{'+'.join(sorted(agent_names))[:200]}"
+        others = [] if self.key_param else PheromoneBook.known_keys(store)
         self.key_param = key
         self.book = PheromoneBook(store, key)
+        loaded = self.book.load()
+        others = [k for k in others if k != key]
+        if loaded is None and others:
+            # The default key follows the agent list, so adding or removing an agent starts
+            # from empty tables; say so, since reconciliation only happens under one key.
+            log.warning(
+                "ant colony starts from empty pheromone tables under a new default key; pass "
+                "key= naming the old key to keep (and reconcile) what it learned",
+                key=key,
+                stored_keys=others,
+            )
         self.book.register()
-        self._state = self._prepare(self.book.load())
+        self._state = self._prepare(loaded)
+        self._next_refresh = time.monotonic() + self.refresh_s
 
     def bind_store(self, store: TraceStore) -> None:
         """Use `store` for the pheromone tables when none was given (the router's store)."""
         if self._store_arg is None:
             self._store_arg = store
+            self._shared_store = True
 
     def _prepare(self, loaded: PheromoneState | None) -> PheromoneState:
         graph = self._require_graph()
@@ -619,6 +660,7 @@ class AntColony:
         """Pick the next agent of the path (or finish when the path is complete)."""
         graph = self._require_graph()
         now = time.monotonic()
+        self._kick_refresh(now)
         memo = self._runs.get(ctx.run_id)
         if memo is None:
             mixture = await self.infer(ctx.task, ctx.complete)
@@ -738,6 +780,7 @@ class AntColony:
         with self._lock:
             memo = self._runs.pop(outcome.run_id, None)
         now = time.monotonic()
+        self._kick_refresh(now)
         if memo is not None and memo.last_agent is not None and memo.last_time:
             self._observe_latency(memo.last_agent, now - memo.last_time)
         path = tuple(
@@ -776,37 +819,62 @@ class AntColony:
         self.errors.append(LearningError(run_id, stage, text, time.time()))
         log.warning("ant-colony learning error", run_id=run_id, stage=stage, error=text)
 
+    def _judge_error(self, traj: Trajectory, error: BaseException | str) -> None:
+        self.counters["judge_errors"] += 1
+        self._record(traj.run_id, "judge", error)
+
     async def _gate(self, traj: Trajectory) -> float | None:
         if traj.score is not None:
             return 1.0 if traj.score >= self.gate_threshold else 0.0
-        judge = self.judge
-        if judge is None:
+        if self.judge is None:
             return None
-        try:
-            verdict = await asyncio.wait_for(self._call_judge(judge, traj), self.judge_timeout_s)
-        except TimeoutError:
-            self.counters["judge_errors"] += 1
-            self._record(traj.run_id, "judge", f"judge timed out after {self.judge_timeout_s}s")
-            return None
-        except Exception as exc:  # a broken judge is recorded, never raised
-            self.counters["judge_errors"] += 1
-            self._record(traj.run_id, "judge", exc)
-            return None
-        value = float(verdict)
-        if not 0.0 <= value <= 1.0 or math.isnan(value):
-            self.counters["judge_errors"] += 1
-            self._record(traj.run_id, "judge", f"judge returned {verdict!r}, not a bool or [0, 1]")
+        verdict, error = await self._verdict(self.judge, traj)
+        value = _verdict_value(verdict) if error is None else None
+        if value is None:
+            self._judge_error(
+                traj,
+                error
+                or (
+                    f"judge returned {verdict!r}, not a bool or a number in [0, 1]; "
+                    "make it return True/False or a score"
+                ),
+            )
             return None
         return 1.0 if value >= self.gate_threshold else 0.0
 
-    @staticmethod
-    async def _call_judge(judge: Judge, traj: Trajectory) -> bool | float:
+    async def _verdict(
+        self, judge: Judge, traj: Trajectory
+    ) -> tuple[object, BaseException | str | None]:
+        """`(verdict, None)`, or `(None, why)` when the judge is busy, timed out or raised."""
+        call = self._call_judge(judge, traj)
+        if call is None:
+            return None, (
+                f"judge busy: {self._judge_threads.running} calls still running past "
+                f"judge_timeout_s ({self.judge_timeout_s}s); trajectory skipped — give the "
+                "judge a timeout of its own so hung calls return"
+            )
+        try:
+            return await asyncio.wait_for(call, self.judge_timeout_s), None
+        except TimeoutError:
+            return None, f"judge timed out after {self.judge_timeout_s}s"
+        except Exception as exc:  # a broken judge is recorded, never raised
+            return None, exc
+
+    def _call_judge(self, judge: Judge, traj: Trajectory) -> Awaitable[Any] | None:
+        """The judge's verdict as an awaitable; `None` when every judge thread is stuck."""
         is_async = inspect.iscoroutinefunction(judge) or inspect.iscoroutinefunction(
             type(judge).__call__
         )
-        result = judge(traj) if is_async else await asyncio.to_thread(judge, traj)
-        if inspect.isawaitable(result):
-            return await result
+        if is_async:
+            return self._await_verdict(judge(traj))
+        future = self._judge_threads.start(judge, traj)
+        return None if future is None else self._await_verdict(future)
+
+    @staticmethod
+    async def _await_verdict(result: Any) -> Any:
+        # A sync judge may return an awaitable too (a judge object built around a coroutine).
+        while inspect.isawaitable(result):
+            result = await result
         return result
 
     def path_cost(
@@ -891,26 +959,45 @@ class AntColony:
             self._prepare,
             note=f"learned {len(updates)} run(s), {accepted} accepted",
         )
-        self._state = new
+        self._serve(new)
         return new
 
+    def _serve(self, state: PheromoneState) -> bool:
+        # Commits (worker) and refreshes (worker or a background thread) may finish in either
+        # order; an older snapshot must never replace a newer one.
+        with self._lock:
+            if self._state is not None and state.version <= self._state.version:
+                return False
+            self._state = state
+            return True
+
     async def learn_batch(self, batch: list[Trajectory]) -> None:
-        """Judge a batch and commit its updates (the worker's handler; never raises)."""
-        judged: list[tuple[Trajectory, float]] = []
+        """Judge a batch and commit its updates (the worker's handler; never raises).
+
+        Each trajectory is judged on its own: one that fails (a broken judge, an intent model
+        that raises, an unusable field) is recorded in `errors` and skipped, and the rest of
+        the batch is still learned.
+        """
+        updates: list[PheromoneUpdate] = []
         for item in batch:
-            traj = item
-            if traj.mixture is None:
-                mix = await self.infer(traj.task)
-                traj = dataclasses.replace(traj, mixture=dict(mix.weights))
-            gate = await self._gate(traj)
-            if gate is None:
+            try:
+                traj = item
+                if traj.mixture is None:
+                    mix = await self.infer(traj.task)
+                    traj = dataclasses.replace(traj, mixture=dict(mix.weights))
+                gate = await self._gate(traj)
+                if gate is None:
+                    continue
+                update = self.updates_for([(traj, gate)])
+            except Exception as exc:  # one bad trajectory must not lose the others
+                self.counters["learn_errors"] += 1
+                self._record(item.run_id, "learn", exc)
                 continue
             self.counters["judged"] += 1
             self.counters["accepted" if gate >= 0.5 else "rejected"] += 1
-            judged.append((traj, gate))
-        if not judged:
+            updates.extend(update)
+        if not updates:
             return
-        updates = self.updates_for(judged)
         try:
             await asyncio.to_thread(self.commit, updates)
         except Exception as exc:  # the store being down must not break anything else
@@ -924,15 +1011,45 @@ class AntColony:
             self._record("", "refresh", exc)
 
     def refresh(self) -> bool:
-        """Re-read the tables when another process wrote a newer version. Returns whether it did."""
+        """Re-read the tables when another process wrote a newer version. Returns whether it did.
+
+        Runs every `refresh_s` seconds on the learning worker and, for a process that only
+        serves (its worker may never have started), in the background when `route` finds the
+        last refresh older than `refresh_s`.
+
+        Raises:
+            StoreError: The store failed (background refreshes record it in `errors`).
+        """
         if self.book is None:
             return False
+        self._next_refresh = time.monotonic() + self.refresh_s
         rec = self.book.store.get_state(self.book.key)
         if rec is None or rec.version <= self.state.version:
             return False
         loaded = self.book.load(rec.version)
-        self._state = self._prepare(loaded)
-        return True
+        return self._serve(self._prepare(loaded))
+
+    def _kick_refresh(self, now: float) -> None:
+        """Start a background `refresh` when `refresh_s` has passed; never waits for the store."""
+        if now < self._next_refresh or not self._shared_store or self.book is None:
+            return
+        with self._refresh_lock:
+            if self._refreshing or now < self._next_refresh:
+                return
+            self._refreshing = True
+            self._next_refresh = now + self.refresh_s
+        threading.Thread(
+            target=self._refresh_in_background, name="agentroute-ant-colony-refresh", daemon=True
+        ).start()
+
+    def _refresh_in_background(self) -> None:
+        try:
+            self.refresh()
+        except Exception as exc:  # recorded; serving keeps its snapshot
+            self._record("", "refresh", exc)
+        finally:
+            with self._refresh_lock:
+                self._refreshing = False
 
     def drain(self, timeout: float | None = 30.0) -> bool:
         """Wait until queued learning is applied (tests, benchmarks, shutdown)."""

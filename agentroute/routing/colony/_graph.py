@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from numbers import Integral
 
 import networkx as nx
 
@@ -30,7 +31,8 @@ class LayeredGraph:
     with no successor. Edges default to *every agent of stage s → every agent of stage s+1*;
     pass `edges` to restrict them (any listed agent pair replaces the default edges leaving its
     source). The graph must be acyclic, every stage must be reachable from `START`, and every
-    agent must be reachable and able to reach the last stage.
+    agent must be reachable and able to reach the last stage, and every edge must lead from
+    one stage to the next (`START` → stage 0, stage s → stage s+1).
 
     Args:
         stages: Agent → stage (0 = first). Stages must be 0, 1, ..., n-1 without gaps.
@@ -38,8 +40,9 @@ class LayeredGraph:
             strings; `None` = all-to-next-stage.
 
     Raises:
-        ConfigurationError: An unknown agent, a gap in the stages, a cycle, or an unreachable
-            agent or stage (the message names it).
+        ConfigurationError: An unknown agent, a negative stage, a gap in the stages, a cycle,
+            an edge that does not lead to the next stage, or an unreachable agent or stage (the
+            message names it).
     """
 
     def __init__(
@@ -49,6 +52,13 @@ class LayeredGraph:
             msg = "a layered agent graph needs at least one agent"
             raise ConfigurationError(msg)
         self.stages: dict[str, int] = dict(stages)
+        bad = sorted(a for a, st in self.stages.items() if not isinstance(st, Integral) or st < 0)
+        if bad:
+            msg = (
+                f"agent(s) {bad} have stage(s) {[self.stages[a] for a in bad]}; stages are "
+                "whole numbers 0, 1, 2, ..."
+            )
+            raise ConfigurationError(msg)
         self.depth = max(self.stages.values()) + 1
         present = set(self.stages.values())
         missing = [s for s in range(self.depth) if s not in present]
@@ -106,6 +116,7 @@ class LayeredGraph:
             cycle = " -> ".join(src for src, _ in nx.find_cycle(graph))
             msg = f"the agent graph has a cycle ({cycle}); paths must move forward through stages"
             raise ConfigurationError(msg)
+        self._check_layers(graph)
         reachable = nx.descendants(graph, START)
         unreachable = sorted(set(self.stages) - reachable)
         if unreachable:
@@ -128,6 +139,19 @@ class LayeredGraph:
                 "paths through them could never complete — add edges out of them"
             )
             raise ConfigurationError(msg)
+
+    def _check_layers(self, graph: nx.DiGraph) -> None:
+        """Every edge must lead to the next stage: a path visits one agent per stage."""
+        for src, dst in sorted(graph.edges):
+            want = 0 if src == START else self.stages[src] + 1
+            if self.stages[dst] != want:
+                where = START if src == START else f"stage {self.stages[src]}"
+                msg = (
+                    f"edge {src}->{dst} leads from {where} to stage {self.stages[dst]}; every "
+                    f"edge must lead to the next stage ({want}), as a path visits one agent per "
+                    "stage — remove the edge or fix the stages"
+                )
+                raise ConfigurationError(msg)
 
     @classmethod
     def from_registry(

@@ -78,18 +78,17 @@ class Mixture:
         return out
 
 
-def check_mixture(raw: Mapping[str, Any], tasks: Sequence[str], source: str = "") -> Mixture:
-    """Validate and repair a raw mixture over `tasks`.
+def _shown(value: object) -> str:
+    try:
+        return repr(value)[:40]
+    except ValueError:  # an int with more digits than `sys.get_int_max_str_digits()`
+        return f"a {type(value).__name__} too large to show"
 
-    Unknown task names are dropped, non-numeric, negative or non-finite weights count as 0, and
-    weights that do not sum to one are rescaled; when nothing usable is left the mixture is
-    uniform. Every repair is listed in `Mixture.repairs` (and so recorded in the trace).
 
-    Args:
-        raw: Task → weight, as an intent model produced it.
-        tasks: The task names the pheromone tables know.
-        source: Name of the producing model.
-    """
+def _usable_weights(
+    raw: Mapping[str, Any], tasks: Sequence[str]
+) -> tuple[dict[str, float], list[str]]:
+    """The finite, non-negative weights of known tasks in `raw`, and what was dropped."""
     repairs: list[str] = []
     known = set(tasks)
     weights: dict[str, float] = {}
@@ -99,20 +98,42 @@ def check_mixture(raw: Mapping[str, Any], tasks: Sequence[str], source: str = ""
             continue
         try:
             w = float(value)
-        except (TypeError, ValueError):
-            repairs.append(f"weight of {name!r} is not a number ({value!r})")
+        except (TypeError, ValueError, OverflowError):  # OverflowError: an int past 1e308
+            repairs.append(f"weight of {name!r} is not a usable number ({_shown(value)})")
             continue
         if not math.isfinite(w) or w < 0:
             repairs.append(f"weight of {name!r} is {w}; counted as 0")
             continue
         weights[name] = w
-    total = sum(weights.values())
-    if total <= 0:
+    return weights, repairs
+
+
+def check_mixture(raw: Mapping[str, Any], tasks: Sequence[str], source: str = "") -> Mixture:
+    """Validate and repair a raw mixture over `tasks`.
+
+    Unknown task names are dropped, non-numeric, negative or non-finite weights (and integers
+    too large for a float) count as 0, and weights that do not sum to one are rescaled (huge
+    ones too: they are divided by the largest before summing, so the sum cannot overflow);
+    when nothing usable is left the mixture is uniform. Every repair is listed in
+    `Mixture.repairs` (and so recorded in the trace).
+
+    Args:
+        raw: Task → weight, as an intent model produced it.
+        tasks: The task names the pheromone tables know.
+        source: Name of the producing model.
+    """
+    weights, repairs = _usable_weights(raw, tasks)
+    top = max(weights.values(), default=0.0)
+    if top <= 0:
         repairs.append("no usable weight; using a uniform mixture")
         weights = dict.fromkeys(tasks, 1.0 / len(tasks))
-    elif abs(total - 1.0) > 1e-6:
-        repairs.append(f"weights summed to {total:.6g}; rescaled to 1")
-        weights = {k: v / total for k, v in weights.items()}
+    else:
+        scaled = {k: v / top for k, v in weights.items()}
+        share = sum(scaled.values())  # in [1, len(tasks)]: no overflow
+        total = top * share  # may be inf; only reported
+        if abs(total - 1.0) > 1e-6:
+            repairs.append(f"weights summed to {total:.6g}; rescaled to 1")
+            weights = {k: v / share for k, v in scaled.items()}
     return Mixture(weights=weights, source=source, repairs=tuple(repairs))
 
 
@@ -229,8 +250,9 @@ class LLMIntent:
     """Intent from a model: the run's traced `ctx.complete` answers JSON weights per task.
 
     The call is recorded, budgeted and replayable like every model call of the run. An answer
-    that is not a JSON object of weights falls back to `fallback` (the reason is recorded in the
-    mixture's evidence).
+    that is not a JSON object of weights, or whose weights are all unusable (unknown tasks,
+    zero, negative, or not finite numbers), falls back to `fallback` (the reason is recorded in
+    the mixture's evidence).
 
     Args:
         model: Registry model name to ask; `None` = the run's default model choice.
@@ -273,12 +295,16 @@ class LLMIntent:
             match = _JSON_OBJECT.search(answer)
             data = json.loads(match.group(0)) if match else None
             if isinstance(data, dict) and data:
-                return Mixture(
-                    weights={str(k): v for k, v in data.items()},
-                    source=self.name,
-                    extra={"answer": answer[:500]},
-                )
-            reason = f"answer is not a JSON object of weights: {answer[:200]!r}"
+                usable, _ = _usable_weights(data, [t.name for t in tasks])
+                if any(w > 0 for w in usable.values()):
+                    return Mixture(
+                        weights={str(k): v for k, v in data.items()},
+                        source=self.name,
+                        extra={"answer": answer[:500]},
+                    )
+                reason = f"answer has no usable weight for a known task: {answer[:200]!r}"
+            else:
+                reason = f"answer is not a JSON object of weights: {answer[:200]!r}"
         except Exception as exc:  # an intent failure must not fail the run
             reason = f"{type(exc).__name__}: {exc}"
         log.warning("llm intent unusable; falling back", reason=reason)

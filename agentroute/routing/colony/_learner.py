@@ -6,11 +6,18 @@ batches out, judges them, and commits pheromone updates to the store. When the b
 the oldest waiting trajectory is dropped (and counted), so a burst of runs never grows memory
 without bound. Every failure (a judge that raises or times out, a store that is down) becomes
 a `LearningError` in a bounded list and a log line; nothing is raised into a run.
+
+Sync judges run on threads of their own (`JudgeThreads`, at most `JUDGE_THREADS` at once),
+never on an event loop's default executor: a judge that hangs past `judge_timeout_s` cannot be
+stopped, and on a shared executor a few of them would leave no thread for the store commits
+and refreshes queued behind them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import threading
 import time
 from collections import deque
@@ -23,7 +30,15 @@ import structlog
 from agentroute.models import Message, ModelClient, ModelRequest
 from agentroute.registry import ModelSpec
 
-__all__ = ["Judge", "LLMJudge", "LearningError", "LearningWorker", "Trajectory"]
+__all__ = [
+    "JUDGE_THREADS",
+    "Judge",
+    "JudgeThreads",
+    "LLMJudge",
+    "LearningError",
+    "LearningWorker",
+    "Trajectory",
+]
 
 log = structlog.get_logger(__name__)
 
@@ -55,8 +70,95 @@ class Trajectory:
 Judge = Callable[[Trajectory], "bool | float | Awaitable[bool | float]"]
 """A quality gate: `judge(trajectory)` → accepted (`True`/`False`, or a score in [0, 1]).
 
-Sync or async; a sync judge runs in a worker thread. It is called only in the background.
+Sync or async; a sync judge runs on a thread of `JudgeThreads`. It is called only in the
+background.
 """
+
+JUDGE_THREADS = 4
+"""Sync judge calls running at once, at most (counting calls abandoned past their timeout).
+
+Judging is sequential, so one thread is busy at a time while the judge behaves; the others
+absorb calls that hang past `judge_timeout_s` and cannot be stopped. While all of them are
+stuck, trajectories that need the judge are skipped ("judge busy"), not queued.
+"""
+
+
+class JudgeThreads:
+    """Runs sync judge calls on daemon threads of their own, at most `size` at once.
+
+    A call that outlives its caller's timeout keeps its thread until it returns (Python cannot
+    stop a thread); it is still counted in `running`, so hung calls use up this small budget
+    and never the event loop's default executor that store commits and refreshes need. The
+    threads are daemons, so a judge that never returns does not hold up interpreter exit.
+
+    Args:
+        size: Calls running at once, at most.
+        name: Thread name prefix.
+    """
+
+    def __init__(
+        self, size: int = JUDGE_THREADS, name: str = "agentroute-ant-colony-judge"
+    ) -> None:
+        if size < 1:
+            msg = f"JudgeThreads needs at least one thread, got size={size}"
+            raise ValueError(msg)
+        self.size = size
+        self.name = name
+        self._lock = threading.Lock()
+        self._running = 0
+
+    @property
+    def running(self) -> int:
+        """Calls started and not yet returned (including ones whose caller gave up)."""
+        with self._lock:
+            return self._running
+
+    def start(
+        self, func: Callable[[Trajectory], Any], trajectory: Trajectory
+    ) -> asyncio.Future[Any] | None:
+        """Start `func(trajectory)` on a new thread, with the caller's contextvars.
+
+        Must be called from a running event loop. Returns a future of the result, or `None`
+        (nothing started) when `size` calls are already running. Cancelling the future
+        abandons the call; its thread finishes on its own.
+        """
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            if self._running >= self.size:
+                return None
+            self._running += 1
+        future: asyncio.Future[Any] = loop.create_future()
+        context = contextvars.copy_context()
+
+        def settle(result: Any, error: BaseException | None) -> None:
+            if future.done():  # the caller timed out and cancelled it
+                return
+            if error is not None:
+                future.set_exception(error)
+            else:
+                future.set_result(result)
+
+        def target() -> None:
+            result: Any = None
+            error: BaseException | None = None
+            try:
+                result = context.run(func, trajectory)
+            except BaseException as exc:  # handed to the awaiting coroutine
+                error = exc
+            finally:
+                with self._lock:
+                    self._running -= 1
+            # RuntimeError: the loop closed while the call ran, so nobody is waiting.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(settle, result, error)
+
+        try:
+            threading.Thread(target=target, name=self.name, daemon=True).start()
+        except BaseException:
+            with self._lock:
+                self._running -= 1
+            raise
+        return future
 
 
 _JUDGE_PROMPT = """You grade answers. Reply with exactly one character: 1 if the answer \
@@ -126,7 +228,7 @@ class LearningError:
 
     run_id: str
     stage: str
-    """`judge`, `intent`, `commit` or `refresh`."""
+    """`judge`, `intent`, `learn` (any other failure of one trajectory), `commit` or `refresh`."""
     error: str
     at: float
 

@@ -5,13 +5,16 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
 import agentroute as ar
 from agentroute.routing import Outcome
-from agentroute.routing.colony import START, AntColony, Mixture, PheromoneState
-from agentroute.stores import InMemoryTraceStore
+from agentroute.routing.colony import START, AntColony, Mixture, PheromoneState, Trajectory
+from agentroute.routing.colony._learner import JUDGE_THREADS
+from agentroute.stores import InMemoryTraceStore, SqlTraceStore
 from agentroute.testing import ScriptedModelClient
 
 from .conftest import build_registry, make_colony
@@ -346,3 +349,144 @@ def test_backed_off_columns_match_the_full_table_and_indexes_follow_the_state() 
     assert a_index["c"] == 2
     state.edges = tuple(reversed(state.edges))
     assert state.indexes()[0][("b", "c")] == 0
+
+
+def _traj(run_id: str, task: str = "compute the sum", **fields: object) -> Trajectory:
+    base: dict[str, object] = {
+        "run_id": run_id,
+        "task": task,
+        "path": ("plan_a", "solve_b"),
+        "mixture": {"math": 1.0, "code": 0.0},
+        "status": "completed",
+        "answer": "x",
+        "cost_usd": 0.0,
+    }
+    return Trajectory(**{**base, **fields})  # type: ignore[arg-type]
+
+
+async def test_a_non_number_verdict_skips_only_that_trajectory() -> None:
+    """A non-number verdict is a judge error for that run alone; the batch is still learned.
+
+    The judge answers None and "yes" for two runs, and a third run breaks later (an unusable
+    cost): all three are recorded in `errors`, and the six good runs are committed.
+    """
+
+    def judge(traj: Trajectory) -> object:
+        return {"none": None, "yes": "yes", "ok": True}[traj.run_id]
+
+    colony = make_colony(judge=judge)
+    colony.validate(build_registry(), ["plan_a", "plan_b", "solve_a", "solve_b"])
+    batch = [
+        *(_traj(f"fb{i}", score=1.0) for i in range(5)),
+        _traj("none"),
+        _traj("yes"),
+        _traj("ok"),
+        _traj("bad-cost", score=1.0, cost_usd=None),
+    ]
+    await colony.learn_batch(batch)
+    assert colony.state.version == 1
+    assert colony.state.meta["learned"] == 6
+    errors = {e.run_id: (e.stage, e.error) for e in colony.errors}
+    assert errors["none"] == ("judge", errors["none"][1])
+    assert "judge returned None, not a bool or a number" in errors["none"][1]
+    assert "judge returned 'yes'" in errors["yes"][1]
+    assert errors["bad-cost"][0] == "learn"
+    assert colony.counters["judge_errors"] == 2
+    assert colony.counters["learn_errors"] == 1
+    colony.close()
+
+
+async def test_hung_sync_judges_cannot_starve_commits() -> None:
+    """Hung sync judges use only their own threads, so commits never starve.
+
+    Calls that hang past the timeout keep at most `JUDGE_THREADS` threads; once all are stuck,
+    judging is skipped as "judge busy", and a feedback-scored run still commits although the
+    loop's default executor has only two threads (hung judges used to fill it, and the commit
+    then waited forever). Once the judge returns, judging resumes.
+    """
+    release = threading.Event()
+
+    def hung(_: Trajectory) -> bool:
+        release.wait(30)
+        return True
+
+    asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=2))
+    colony = make_colony(judge=hung, judge_timeout_s=0.05)
+    colony.validate(build_registry(), ["plan_a", "plan_b", "solve_a", "solve_b"])
+    try:
+        for i in range(JUDGE_THREADS + 2):
+            await asyncio.wait_for(colony.learn_batch([_traj(f"run{i}")]), 5)
+        await asyncio.wait_for(colony.learn_batch([_traj("fb", score=1.0)]), 5)
+        assert colony.state.version == 1
+        texts = [e.error for e in colony.errors]
+        assert sum("timed out" in t for t in texts) == JUDGE_THREADS
+        busy = [t for t in texts if t.startswith("judge busy")]
+        assert len(busy) == 2
+        assert f"{JUDGE_THREADS} calls still running past judge_timeout_s" in busy[0]
+    finally:
+        release.set()
+    for _ in range(500):  # the released judge threads return within milliseconds
+        if not colony._judge_threads.running:
+            break
+        await asyncio.sleep(0.01)
+    assert colony._judge_threads.running == 0
+    await asyncio.wait_for(colony.learn_batch([_traj("later")]), 5)
+    assert colony.state.version == 2
+    colony.close()
+
+
+async def test_a_serving_only_process_re_reads_tables_learned_elsewhere(tmp_path: Path) -> None:
+    """A colony that only serves re-reads the tables another one learned, every `refresh_s`.
+
+    Two colonies on one SQLite store: A learns, B only serves (no judge, no feedback, so its
+    learning worker never starts). B's runs still pick up A's newer version.
+    """
+    store = SqlTraceStore(f"sqlite:///{tmp_path / 'colony.db'}")
+    a = make_colony(store=store, key="ant-colony/shared", refresh_s=0.2)
+    b = make_colony(store=store, key="ant-colony/shared", refresh_s=0.2)
+    a.validate(build_registry(), ["plan_a", "plan_b", "solve_a", "solve_b"])
+    router = _router(b, store=store)
+    assert (await router.run("compute the sum")).status == "completed"
+    await a.learn_batch([_traj(f"fb{i}", score=1.0) for i in range(3)])
+    assert a.state.version == 1
+    assert b.state.version == 0
+    await asyncio.sleep(0.3)
+    deadline = time.monotonic() + 5
+    while b.state.version < 1 and time.monotonic() < deadline:
+        assert (await router.run("compute the sum")).status == "completed"
+        await asyncio.sleep(0.05)
+    assert b.state.version == 1
+    assert b.state.meta["learned"] == 3
+    a.close()
+    b.close()
+    router.close()
+
+
+async def test_a_changed_agent_list_warns_that_the_default_key_starts_empty() -> None:
+    """After an agent is added, the default key starts empty, with a warning naming the old key.
+
+    Passing the old key as `key=` keeps its tables and reconciles them with the new agent.
+    """
+    from structlog.testing import capture_logs
+
+    store = InMemoryTraceStore()
+    v1 = make_colony(store=store)
+    v1.validate(build_registry(), ["plan_a", "plan_b", "solve_a", "solve_b"])
+    await v1.learn_batch([_traj(f"fb{i}", score=1.0) for i in range(3)])
+    reg = build_registry()
+
+    async def solve_c(ctx: ar.AgentContext, task: str) -> str:
+        return task
+
+    reg.agent(name="solve_c", description="Stage 1 agent solve_c.", stage=1)(solve_c)
+    agents = ["plan_a", "plan_b", "solve_a", "solve_b", "solve_c"]
+    with capture_logs() as logs:
+        make_colony(store=store).validate(reg, agents)
+    warned = [e for e in logs if "new default key" in e["event"]]
+    assert warned
+    assert warned[0]["stored_keys"] == [v1.key_param]
+    kept = make_colony(store=store, key=v1.key_param)
+    kept.validate(reg, agents)
+    assert kept.state.meta["learned"] == 3
+    assert kept.reconciled
+    v1.close()

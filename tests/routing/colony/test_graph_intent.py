@@ -137,3 +137,63 @@ def test_the_colony_is_yaml_constructible() -> None:
     assert colony.params()["intent"] == "llm"
     with pytest.raises(ConfigurationError, match="invalid rho"):
         build_strategy({"strategy": "ant-colony", "params": {"rho": 2}})
+
+
+@pytest.mark.parametrize(
+    ("stages", "edges", "named"),
+    [
+        ({"a0": 0, "a1": 0, "b0": 1, "b1": 1}, ["b1->a1", "a0->b0", "a1->b0"], "b1->a1"),
+        ({"a0": 0, "a1": 0, "b0": 1}, ["a0->a1"], "a0->a1"),
+        ({"a0": 0, "b0": 1, "c0": 2}, ["a0->c0", "a0->b0"], "a0->c0"),
+        ({"a0": 0, "b0": 1}, ["__start__->b0"], "__start__->b0"),
+    ],
+    ids=["backward", "same-stage", "skips-a-stage", "start-to-stage-1"],
+)
+def test_an_edge_not_leading_to_the_next_stage_is_refused(
+    stages: dict[str, int], edges: list[str], named: str
+) -> None:
+    """A backward, same-stage or stage-skipping edge is refused, naming the edge.
+
+    A path visits one agent per stage, so every edge must lead to the next stage.
+    """
+    with pytest.raises(ConfigurationError, match=rf"edge {named} leads from .* next stage"):
+        LayeredGraph(stages, edges=edges)
+
+
+def test_a_negative_stage_is_refused_by_name() -> None:
+    """Stages are numbered from 0: a negative one is named, not reported as unreachable."""
+    with pytest.raises(ConfigurationError, match=r"\['a'\] have stage\(s\) \[-1\]"):
+        LayeredGraph({"a": -1, "b": 0})
+
+
+def test_huge_weights_are_rescaled_without_overflow() -> None:
+    """Huge weights neither raise nor vanish.
+
+    An int too large for a float counts as 0 (it used to raise OverflowError), and weights
+    whose sum overflows are still rescaled to a mixture summing to one (it used to be all 0).
+    """
+    mix = check_mixture({"math": 10**400, "code": 0}, ["math", "code"])
+    assert mix.weights == {"math": 0.5, "code": 0.5}
+    assert any("'math' is not a usable number" in r for r in mix.repairs)
+    big = check_mixture({"math": 1e308, "code": 1e308}, ["math", "code"])
+    assert big.weights == pytest.approx({"math": 0.5, "code": 0.5})
+    assert sum(big.weights.values()) == pytest.approx(1.0)
+    assert any("rescaled to 1" in r for r in big.repairs)
+
+
+async def test_llm_intent_falls_back_when_no_weight_is_usable() -> None:
+    """A JSON answer without a usable weight falls back, as garbage does, and says why.
+
+    A 400-digit integer, or only unknown tasks and zeros, leave no usable weight.
+    """
+    reg = build_registry()
+    tasks = list(reg.tasks.values())
+    intent = LLMIntent(fallback=EmbeddingIntent(WordEmbedder()))
+    for answer in ['{"math": 1' + "0" * 400 + ', "code": 0}', '{"poetry": 1, "code": 0}']:
+
+        async def reply(prompt: str, _answer: str = answer, **_: object) -> str:
+            return _answer
+
+        mix = await intent.infer("compute the sum", tasks, reply)
+        assert "no usable weight" in mix.extra["fallback"]
+        assert mix.weights["math"] > 0.5
