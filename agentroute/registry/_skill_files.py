@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -97,21 +98,36 @@ def parse_skill_file(path: Path) -> SkillSpec:
         raise ContentError(
             str(path), "front matter has no 'description'; say what the skill is for"
         )
-    tags = meta.get("tags") or ()
-    if isinstance(tags, str):
-        tags = (tags,)
+    front = _front_matter(path, meta)
+    raw_tags = front.tags or ()
+    tags = (raw_tags,) if isinstance(raw_tags, str) else tuple(raw_tags)
     try:
         return SkillSpec(
             id=skill_id,
             name=str(name),
-            description=str(meta["description"]),
+            description=front.description,
             body="".join(lines[end + 1 :]).strip("\n"),
-            tags=tuple(str(t) for t in tags),
-            version=str(meta.get("version", "1")),
+            tags=tuple(tags),
+            version=str(front.version),
             source=str(path),
         )
     except ValidationError as exc:
         raise ContentError(str(path), _first_error(exc)) from exc
+
+
+def _front_matter(path: Path, meta: dict[str, Any]) -> SkillFrontMatter:
+    """`meta` validated as `SkillFrontMatter`; a field of the wrong type is a ContentError."""
+    version = meta.get("version", "1")
+    if isinstance(version, date):  # YAML reads `version: 2024-05-01` as a date
+        version = version.isoformat()
+    fields = {**meta, "name": str(meta["name"]), "version": version}
+    try:
+        return SkillFrontMatter.model_validate(fields)
+    except ValidationError as exc:
+        # The name equals the directory name (checked before); `SkillSpec` reports a bad id.
+        if any(e["loc"][:1] != ("name",) for e in exc.errors()):
+            raise ContentError(str(path), _first_error(exc, skip="name")) from exc
+        return SkillFrontMatter.model_construct(**fields)
 
 
 def read_skill_dir(root: Path) -> list[SkillSpec]:
@@ -136,7 +152,11 @@ def read_skill_dir(root: Path) -> list[SkillSpec]:
     return [skills[k] for k in sorted(skills)]
 
 
-def _first_error(exc: ValidationError) -> str:
-    err = exc.errors()[0]
-    where = ".".join(str(p) for p in err["loc"])
-    return f"field {where!r}: {err['msg']}"
+def _first_error(exc: ValidationError, skip: str | None = None) -> str:
+    err = next(e for e in exc.errors() if e["loc"][:1] != (skip,))
+    # A union type (`tags: list[str] | str`) puts the branch it tried in the location
+    # (`tags.list[str].0`): name the field and the item index, as the file spells them.
+    loc = err["loc"]
+    where = ".".join([str(p) for p in loc[:1]] + [str(p) for p in loc[1:] if isinstance(p, int)])
+    got = f" (got {err['input']!r})" if "input" in err and len(repr(err["input"])) <= 80 else ""
+    return f"field {where!r}: {err['msg']}{got}"

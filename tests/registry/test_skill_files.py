@@ -203,3 +203,30 @@ def test_content_error_is_a_configuration_error(tmp_path: Path) -> None:
     path = _write(tmp_path, "x", "nothing")
     with pytest.raises(ar.ConfigurationError):
         parse_skill_file(path)
+
+
+@pytest.mark.parametrize(
+    ("front", "field"),
+    [
+        ("description: [a, b]", "description"),
+        ("description:\n  en: Alpha", "description"),
+        ("description: D.\ntags: {a: 1}", "tags"),
+        ("description: D.\ntags: [ok, [nested]]", "tags.1"),
+        ("description: D.\nversion: [1, 2]", "version"),
+    ],
+)
+def test_front_matter_field_types_are_validated(tmp_path: Path, front: str, field: str) -> None:
+    """A field of the wrong type is a ContentError naming the file and the field."""
+    path = _write(tmp_path, "alpha", f"---\nname: alpha\n{front}\n---\nbody\n")
+    with pytest.raises(ar.ContentError, match=f"field '{field}'") as info:
+        parse_skill_file(path)
+    assert str(path) in str(info.value)
+
+
+def test_front_matter_scalars_keep_their_text(tmp_path: Path) -> None:
+    """A one-word tag, a numeric or date version and a numeric name still load as text."""
+    text = "---\nname: 123\ndescription: D.\ntags: billing\nversion: 2024-05-01\n---\nbody\n"
+    spec = parse_skill_file(_write(tmp_path, "123", text))
+    assert (spec.id, spec.tags, spec.version) == ("123", ("billing",), "2024-05-01")
+    spec = parse_skill_file(_write(tmp_path, "beta", GOOD.format(id="beta", desc="D.", body="")))
+    assert spec.version == "1"

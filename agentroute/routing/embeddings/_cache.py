@@ -10,10 +10,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
+import structlog
 
 from agentroute.routing.embeddings._protocol import Embedder, Matrix
 
 __all__ = ["CachedEmbedder", "default_cache_dir"]
+
+_log = structlog.get_logger(__name__)
 
 
 def default_cache_dir() -> Path:
@@ -38,6 +41,11 @@ class CachedEmbedder:
         chunk: Texts embedded per call to `inner` (progress and failure granularity).
         progress: Called with (done, total) after each chunk.
         memory_limit: Vectors kept in memory (least recently used are dropped first).
+        query_limit: Query vectors kept by `embed_queries` (memory only, least recently used
+            dropped first).
+
+    A cache file that cannot be opened (not a SQLite database, or in a directory that cannot
+    be created) is logged as a warning naming it, and vectors are then cached in memory only.
     """
 
     def __init__(
@@ -48,6 +56,7 @@ class CachedEmbedder:
         chunk: int = 512,
         progress: Callable[[int, int], None] | None = None,
         memory_limit: int = 50_000,
+        query_limit: int = 1024,
     ) -> None:
         self.inner = inner
         self.path = Path(path) if path is not None else None
@@ -61,14 +70,36 @@ class CachedEmbedder:
         self._db: sqlite3.Connection | None = None
         self.hits = 0
         self.misses = 0
+        # Queries rarely repeat: they get their own small LRU and are never written to the
+        # file, which would otherwise grow by one row per distinct query forever.
+        self._queries: OrderedDict[str, Matrix] = OrderedDict()
+        self.query_limit = query_limit
         if self.path is not None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(str(self.path), check_same_thread=False, timeout=60)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute(
+            self._db = self._open(self.path)
+
+    @staticmethod
+    def _open(path: Path) -> sqlite3.Connection | None:
+        """The cache file's connection; `None` (memory only, with a warning) when unusable."""
+        db: sqlite3.Connection | None = None
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(str(path), check_same_thread=False, timeout=60)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute(
                 "CREATE TABLE IF NOT EXISTS vectors (key TEXT PRIMARY KEY, vec BLOB NOT NULL)"
             )
-            self._db.commit()
+            db.commit()
+        except (OSError, sqlite3.Error) as exc:
+            if db is not None:
+                db.close()
+            _log.warning(
+                "embedding cache file unusable; caching in memory only. Delete or move the "
+                "file (it is rebuilt), or pass another cache path",
+                path=str(path),
+                error=f"{type(exc).__name__}: {exc}",
+            )
+            return None
+        return db
 
     @property
     def name(self) -> str:
@@ -121,6 +152,50 @@ class CachedEmbedder:
                     self._db.commit()
             if self.progress is not None:
                 self.progress(min(start + self.chunk, len(items)), len(items))
+        if not keys:
+            return np.zeros((0, 0), dtype=np.float32)
+        return np.stack([found[k] for k in keys]).astype(np.float32, copy=False)
+
+    def embed_queries(self, texts: Sequence[str]) -> Matrix:
+        """Embed search queries, caching them in a bounded in-memory LRU, never in the file.
+
+        The file is only read (a query equal to an already stored text is served from it);
+        writing every distinct query there would grow it without bound.
+
+        Args:
+            texts: The queries.
+
+        Returns:
+            One row per query, as `embed` returns them.
+        """
+        keys = [self._key(t) for t in texts]
+        found: dict[str, Matrix] = {}
+        with self._lock:
+            for k in keys:
+                vec = self._queries.get(k)
+                if vec is not None:
+                    self._queries.move_to_end(k)
+                    found[k] = vec
+            missing = [k for k in dict.fromkeys(keys) if k not in found]
+            if missing and self._db is not None:
+                marks = ",".join("?" * len(missing[:900]))
+                rows = self._db.execute(
+                    f"SELECT key, vec FROM vectors WHERE key IN ({marks})", missing[:900]
+                ).fetchall()
+                for k, blob in rows:
+                    found[k] = np.frombuffer(blob, dtype=np.float32)
+        todo = {k: t for k, t in zip(keys, texts, strict=True) if k not in found}
+        self.hits += len(keys) - len(todo)
+        self.misses += len(todo)
+        if todo:
+            vectors = self.inner.embed(list(todo.values()))
+            with self._lock:
+                for k, vec in zip(todo, vectors, strict=True):
+                    v = np.asarray(vec, dtype=np.float32)
+                    found[k] = v
+                    self._queries[k] = v
+                    while len(self._queries) > self.query_limit:
+                        self._queries.popitem(last=False)
         if not keys:
             return np.zeros((0, 0), dtype=np.float32)
         return np.stack([found[k] for k in keys]).astype(np.float32, copy=False)

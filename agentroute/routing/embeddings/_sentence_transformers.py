@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 from collections.abc import Sequence
@@ -60,12 +61,29 @@ class SentenceTransformerEmbedder:
         self.threads = threads
         self._model: Any = None
         self._lock = threading.Lock()
+        self._local_id: str | None = None
 
     @property
     def name(self) -> str:
-        """`st:<model>@<window>`."""
-        ref = self._model_ref or "all-MiniLM-L6-v2"
-        return f"st:{Path(ref).name}@{self.max_seq_length or 'default'}"
+        """`st:<model>@<window>`, or `st:<path>@<window>#<fingerprint>` for a local directory.
+
+        The name keys cached vectors and is checked when a saved index is loaded, so it must
+        differ between models. The bundled model and hub ids keep their short names (existing
+        caches and saved indexes are keyed by them); a model
+        in a local directory is named by its full resolved path and a fingerprint of its files
+        (configuration contents, weight sizes and modification times), so two directories
+        both called `model`, or a directory whose model was replaced, never share vectors.
+        """
+        window = self.max_seq_length or "default"
+        ref = self._model_ref
+        if ref is None:
+            return f"st:all-MiniLM-L6-v2@{window}"
+        if self._local_id is None:
+            self._local_id = _local_model_id(ref) or ""
+        if not self._local_id:
+            return f"st:{Path(ref).name}@{window}"
+        path, fingerprint = self._local_id.rsplit("#", 1)
+        return f"st:{path}@{window}#{fingerprint}"
 
     def _load(self) -> Any:
         with self._lock:
@@ -105,3 +123,38 @@ class SentenceTransformerEmbedder:
     def dim(self) -> int:
         """Vector size."""
         return int(self._load().get_sentence_embedding_dimension())
+
+
+_CONFIG_SUFFIXES = (".json", ".txt", ".model")
+"""Small model files hashed by content (configurations, vocabularies, tokenizer models)."""
+_CONFIG_BYTES = 4_000_000
+
+
+def _local_model_id(ref: str) -> str | None:
+    """`<resolved path>#<fingerprint>` of a model directory; `None` for a hub id or the bundle.
+
+    The bundled MiniLM, passed by its path, keeps the short name it has always had: existing
+    caches and saved indexes are keyed by it.
+    """
+    path = Path(ref).expanduser()
+    if not path.is_dir():
+        return None
+    resolved = path.resolve()
+    try:
+        if resolved == bundled_minilm_path().resolve():
+            return None
+    except ImportError:
+        pass
+    digest = hashlib.sha256()
+    for file in sorted(p for p in resolved.rglob("*") if p.is_file()):
+        rel = file.relative_to(resolved)
+        if any(part.startswith(".") for part in rel.parts):
+            continue  # e.g. `.cache/` written by huggingface_hub downloads
+        stat = file.stat()
+        digest.update(str(rel).encode("utf-8", "surrogatepass") + b"\x00")
+        if file.suffix in _CONFIG_SUFFIXES and stat.st_size <= _CONFIG_BYTES:
+            digest.update(file.read_bytes())
+        else:
+            digest.update(f"{stat.st_size}:{stat.st_mtime_ns}".encode())
+        digest.update(b"\x00")
+    return f"{resolved}#{digest.hexdigest()[:12]}"

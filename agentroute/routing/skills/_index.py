@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import shutil
 import sys
 import threading
 import time
+import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -25,7 +28,7 @@ import numpy.typing as npt
 import structlog
 
 from agentroute.errors import ConfigurationError
-from agentroute.routing.embeddings import Embedder, Matrix
+from agentroute.routing.embeddings import CachedEmbedder, Embedder, Matrix
 from agentroute.routing.embeddings._sentence_transformers import EMBEDDINGS_EXTRA
 from agentroute.routing.skills._text import QueryTokens, SkillText, TextCaps, tokenize
 
@@ -168,6 +171,13 @@ def _check(skills: Sequence[SkillLike]) -> None:
             if not isinstance(getattr(s, attr, ""), str):
                 msg = f"skill {sid!r}: {attr} must be a string"
                 raise ConfigurationError(msg)
+        tags = getattr(s, "tags", ()) or ()
+        if isinstance(tags, str | bytes) or not all(isinstance(t, str) for t in tags):
+            msg = (
+                f"skill {sid!r}: tags must be a list of strings, got {tags!r}; "
+                "write e.g. tags=['billing'] (one tag is a list of one)"
+            )
+            raise ConfigurationError(msg)
 
 
 class SkillIndex:
@@ -291,8 +301,14 @@ class SkillIndex:
         embedder fails, the skills it did not embed are indexed lexically only (dense score 0),
         listed in the report and in `failed`, and retried by the next `update`.
 
+        Not thread-safe: searching an index while `update` runs on it may fail or mix the
+        old and new skills. To update an index that is serving, update a copy and publish it
+        with one assignment, as `RetrieveRerank.build_index` does (`copy(index).update(...)`;
+        `update` only rebinds attributes, so the copy shares nothing it changes).
+
         Raises:
-            ConfigurationError: Duplicate or missing ids, or a non-string field.
+            ConfigurationError: Duplicate or missing ids, a non-string field, or tags that are
+                not a list of strings.
         """
         started, items, caps, report = time.perf_counter(), list(skills), self.caps, IndexReport()
         _check(items)
@@ -446,8 +462,16 @@ class SkillIndex:
     # -- search -------------------------------------------------------------------------------
 
     def embed_query(self, query: str) -> Matrix:
-        """The query's vector (raises whatever the embedder raises)."""
-        vectors = np.asarray(self.embedder.embed([query[: self.caps.query_chars]]))
+        """The query's vector (raises whatever the embedder raises).
+
+        Behind a `CachedEmbedder`, queries are cached in its bounded in-memory query cache
+        only, never in its file: every distinct query written there would grow it forever.
+        """
+        text = query[: self.caps.query_chars]
+        if isinstance(self.embedder, CachedEmbedder):
+            vectors = np.asarray(self.embedder.embed_queries([text]))
+        else:
+            vectors = np.asarray(self.embedder.embed([text]))
         out: Matrix = vectors[0].astype(np.float32, copy=False)
         return out
 
@@ -653,9 +677,52 @@ class SkillIndex:
     # -- persistence --------------------------------------------------------------------------
 
     def save(self, path: str | Path) -> Path:
-        """Write the index to directory `path` (created): `meta.json`, `vectors.npy`, `bm25/`."""
+        """Write the index to directory `path`: `meta.json`, `vectors.npy`, `bm25/`, ...
+
+        The files are written to a temporary sibling directory, flushed to disk, and then
+        swapped in with renames, so `path` always holds one complete index: a save that fails
+        part way leaves the previous index (or nothing) behind, never a mix. Processes serving
+        from `load(path, mmap=True)` keep reading the files they opened (the old index) until
+        they load again, and an index loaded with `mmap=True` can be saved to its own path.
+        Other files in an existing index directory are not kept.
+
+        Raises:
+            ConfigurationError: `path` exists and is not a directory, or is a non-empty
+                directory that holds no skills index (it would be replaced).
+        """
         root = Path(path)
-        root.mkdir(parents=True, exist_ok=True)
+        if root.exists() and (
+            not root.is_dir() or (any(root.iterdir()) and not (root / "meta.json").exists())
+        ):
+            msg = (
+                f"{root}: exists and is not a skills index; saving would replace it, so "
+                "choose a new or empty directory"
+            )
+            raise ConfigurationError(msg)
+        root.parent.mkdir(parents=True, exist_ok=True)
+        tag = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        tmp = root.parent / f".{root.name}.saving-{tag}"
+        try:
+            self._write_parts(tmp)
+            _fsync_tree(tmp)
+            if root.exists():
+                # A directory cannot be renamed over a non-empty one: move the old index aside
+                # first. Readers with the old files mapped keep their inodes.
+                old = root.parent / f".{root.name}.old-{tag}"
+                root.rename(old)
+                tmp.rename(root)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                tmp.rename(root)
+            _fsync_dir(root.parent)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+        return root
+
+    def _write_parts(self, root: Path) -> None:
+        """Write every file of the index into the new directory `root`."""
+        root.mkdir()
         np.save(root / "vectors.npy", self.vectors)
         np.save(root / "starts.npy", self.starts)
         np.save(root / "n_head.npy", self.n_head)
@@ -676,7 +743,6 @@ class SkillIndex:
             "failed": self.failed,
         }
         (root / "meta.json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
-        return root
 
     @classmethod
     def load(cls, path: str | Path, embedder: Embedder, *, mmap: bool = False) -> SkillIndex:
@@ -734,7 +800,39 @@ class SkillIndex:
             index._bm25 = bm25s.BM25.load(str(root / "bm25"), mmap=mmap, show_progress=False)
             index._vocab = dict(index._bm25.vocab_dict)
             index._prepare_postings()
+        index._check_parts()
         return index
+
+    def _check_parts(self) -> None:
+        """Raise `ValueError` unless the loaded parts describe the same skills.
+
+        Each part is well-formed on its own after an interrupted or mixed write; only their
+        sizes betray that they come from different indexes.
+        """
+        n = len(self.ids)
+        sizes = {
+            "names": len(self.names),
+            "descriptions": len(self.descriptions),
+            "hashes": len(self.hashes),
+            "embedded.npy": len(self.embedded),
+            "n_head.npy": len(self.n_head),
+            "starts.npy - 1": len(self.starts) - 1,
+        }
+        if self._postings is not None:
+            sizes["bm25 documents"] = self._postings[2]
+        wrong = {part: size for part, size in sizes.items() if size != n}
+        if wrong:
+            msg = f"parts disagree with the {n} skill ids: {wrong}"
+            raise ValueError(msg)
+        rows = int(self.starts[-1]) if len(self.starts) else -1
+        if self.vectors.ndim != 2 or self.vectors.shape[0] != rows:
+            msg = f"vectors.npy has shape {self.vectors.shape}, starts.npy expects {rows} rows"
+            raise ValueError(msg)
+        if len(self.starts) and (
+            int(self.starts[0]) != 0 or bool(np.any(np.diff(self.starts) < 0))
+        ):
+            msg = "starts.npy is not an ascending list of row offsets from 0"
+            raise ValueError(msg)
 
     def memory_bytes(self) -> int:
         """Approximate bytes held by vectors and the BM25 matrix."""
@@ -762,3 +860,28 @@ def _top(
     part = np.argpartition(-s, depth - 1)[:depth] if depth < s.shape[0] else np.arange(s.shape[0])
     part = part[np.isfinite(s[part])]
     return part[np.argsort(-s[part], kind="stable")]
+
+
+def _fsync_tree(root: Path) -> None:
+    """Flush every file below `root`, and the directories holding them, to disk."""
+    for path in sorted(root.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+        if path.is_file():
+            with path.open("rb+") as handle:
+                os.fsync(handle.fileno())
+        else:
+            _fsync_dir(path)
+    _fsync_dir(root)
+
+
+def _fsync_dir(path: Path) -> None:
+    """Flush a directory's entries (renames) to disk, where the platform allows it."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # e.g. Windows, where directories cannot be opened
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

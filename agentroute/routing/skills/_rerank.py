@@ -11,7 +11,7 @@ import asyncio
 import json
 import re
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -289,13 +289,28 @@ Which of these skills would help an agent complete the task? Answer with JSON on
 Answer {{"ranking": []}} when none of them helps."""
 
 _NONE = re.compile(r"\b(none|no skill|no candidate)\b", re.IGNORECASE)
+_NONE_LEAD = re.compile(
+    r"^\W*(none\b|no (skill|candidate|tool)s?\b|nothing\b|neither\b)", re.IGNORECASE
+)
+"""Prose that opens by saying nothing fits ("None of the 5 candidates helps.")."""
 
 
-def parse_ranking(text: str, n: int) -> list[int] | None:
+def parse_ranking(
+    text: str, n: int, *, labels: Mapping[str, int] | None = None
+) -> list[int] | None:
     """Parse an LLM's ranking into 0-based candidate positions; `None` when unparseable.
 
     Accepts `{"ranking": [3, 1]}`, a bare list, or prose such as "3 > 1 > 2"; numbers out of
-    `1..n` and repeats are dropped. `[]` (or "none") means no candidate fits.
+    `1..n` and repeats are dropped, and integer-valued floats (`2.0`) count as numbers.
+    `[]`, or prose that opens by saying none fits ("None of the 5 candidates helps."), means
+    no candidate fits. A non-empty list without one valid position (`["web-search"]` when no
+    candidate is called that, `[{"id": 2}]`) is `None`, never "no candidate fits".
+
+    Args:
+        text: The model's answer.
+        n: Candidates shown, numbered `1..n`.
+        labels: Candidate ids or names mapped to their 0-based positions; a list item equal
+            to one of them (exactly) stands for that candidate.
     """
     cleaned = re.sub(r"```(?:json)?", "", text).strip()
     found: list[Any] | None = None
@@ -311,6 +326,8 @@ def parse_ranking(text: str, n: int) -> list[int] | None:
             found = value
             break
     if found is None:
+        if _NONE_LEAD.search(cleaned):
+            return []
         bracket = re.search(r"\[([^\]]*)\]", cleaned)
         region = bracket.group(1) if bracket else cleaned
         numbers = re.findall(r"\d+", region)
@@ -319,13 +336,30 @@ def parse_ranking(text: str, n: int) -> list[int] | None:
         found = numbers
     out: list[int] = []
     for item in found:
-        try:
-            pos = int(str(item).strip().strip("[]#")) - 1
-        except ValueError:
-            continue
-        if 0 <= pos < n and pos not in out:
+        pos = _position(item, labels or {})
+        if pos is not None and 0 <= pos < n and pos not in out:
             out.append(pos)
+    if found and not out:
+        return None  # a ranking was given, but of nothing we showed: not "none fits"
     return out
+
+
+def _position(item: Any, labels: Mapping[str, int]) -> int | None:
+    """The 0-based position a ranking item names, or `None`."""
+    number: int | None = None
+    if isinstance(item, bool):
+        pass
+    elif isinstance(item, int):
+        number = item
+    elif isinstance(item, float) and item.is_integer():
+        number = int(item)
+    elif isinstance(item, str):
+        label = labels.get(item, labels.get(item.strip()))
+        if label is not None:
+            return label
+        digits = item.strip().strip("[]#")
+        number = int(digits) if digits.isdigit() else None
+    return None if number is None else number - 1
 
 
 class LLMReranker:
@@ -385,7 +419,12 @@ class LLMReranker:
         text = await request.complete(
             self.prompt(request), model=self.model, max_tokens=self.max_tokens, temperature=0.0
         )
-        ranking = parse_ranking(text, shown)
+        labels: dict[str, int] = {}
+        for i, c in reversed(list(enumerate(request.candidates[:shown]))):
+            labels[request.document(c.id)[0]] = i
+        for i, c in reversed(list(enumerate(request.candidates[:shown]))):
+            labels[c.id] = i  # ids are unique and win over a name that equals another's id
+        ranking = parse_ranking(text, shown, labels=labels)
         if ranking is None:
             msg = f"the reranker's answer held no ranking: {text[:200]!r}"
             raise ValueError(msg)

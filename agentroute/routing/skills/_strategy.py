@@ -153,6 +153,11 @@ class RetrieveRerank:
         fusion_weights: Weights of the (BM25, dense) rankings in the fusion.
         progress: Progress bar while indexing; `None` = only on a terminal.
         threads: CPU thread cap (see `limit_threads`).
+        retry_after: Seconds between attempts to embed skills the embedder failed on (a
+            provider outage): while `index.failed` is non-empty, a route at least this long
+            after the last attempt first embeds them again (off the event loop; a failure
+            only leaves them lexical-only until the next attempt). Applies to the index built
+            from the registry, not to one passed as `index=`.
 
     Example:
         ```python
@@ -178,6 +183,7 @@ class RetrieveRerank:
         fusion_weights: Sequence[float] = (1.0, 1.0),
         progress: bool | None = None,
         threads: int | None = None,
+        retry_after: float = 60.0,
     ) -> None:
         if k < 1 or n < 0 or n > k:
             msg = f"RetrieveRerank needs k >= 1 and 0 <= n <= k, got k={k}, n={n}"
@@ -215,6 +221,8 @@ class RetrieveRerank:
             self._index = SkillIndex.load(index, self.embedder)
             self._index_source = str(index)
         self._built_for: tuple[int, int] | None = None
+        self.retry_after = retry_after
+        self._last_build = 0.0
         self._lock = asyncio.Lock()
 
     def params(self) -> dict[str, Any]:
@@ -225,7 +233,7 @@ class RetrieveRerank:
             "embedder": self.embedder.name,
             "reranker": self.reranker.name if self.reranker else "none",
             "min_relevance": self.min_relevance,
-            "caps": self.caps.model_dump(),
+            "caps": (self._index.caps if self._index is not None else self.caps).model_dump(),
             "rrf_k": self.rrf_k,
             "fusion_weights": list(self.fusion_weights),
             "index": self._index_source or "registry",
@@ -243,6 +251,7 @@ class RetrieveRerank:
         # meanwhile never see it half-updated (`update` only rebinds attributes, so a shallow
         # copy shares nothing it changes).
         index = SkillIndex(self.embedder, self.caps) if self._index is None else copy(self._index)
+        self._last_build = time.monotonic()
         index.update(registry.skills.values(), progress=self.progress)
         self._index = index
         self._built_for = (id(registry), registry.version)
@@ -254,6 +263,17 @@ class RetrieveRerank:
                 return self._index
             if self._index is None or self._built_for != (id(registry), registry.version):
                 return await asyncio.to_thread(self.build_index, registry)
+            if self._index.failed and time.monotonic() - self._last_build >= self.retry_after:
+                # Skills the embedder failed on: an update embeds only them (the others
+                # reuse their vectors). A failure here must not fail the route.
+                try:
+                    return await asyncio.to_thread(self.build_index, registry)
+                except Exception as exc:
+                    _log.warning(
+                        "retrying failed skill embeddings failed",
+                        failed=len(self._index.failed),
+                        error=f"{type(exc).__name__}: {exc}",
+                    )
             return self._index
 
     async def rank(
@@ -362,7 +382,7 @@ class RetrieveRerank:
         evidence: dict[str, Any] = {
             "query_sha256": hashlib.sha256(ctx.task.encode()).hexdigest()[:16],
             "index_size": len(index),
-            "caps": self.caps.model_dump(),
+            "caps": index.caps.model_dump(),
             "embedder": self.embedder.name,
             "reranker": self.reranker.name if self.reranker else "none",
             "stage1": [{"id": c.id, **c.as_detail()} for c in ranked.stage1],

@@ -63,7 +63,10 @@ class TextCaps(BaseModel):
 
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 _WORD = re.compile(r"\w+", re.UNICODE)
-_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
+_CJK_CHARS = r"\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af"
+_CJK = re.compile(f"[{_CJK_CHARS}]")
+_CJK_RUN = re.compile(f"[{_CJK_CHARS}]+")
+_SCRIPT_PARTS = re.compile(f"[{_CJK_CHARS}]+|[^{_CJK_CHARS}]+")
 _STOP = frozenset(
     [
         "a",
@@ -183,10 +186,21 @@ def tokenize(text: str) -> list[str]:
 def _word_tokens(word: str) -> tuple[str, ...]:
     """Tokens of one word-character run (cached: vocabularies repeat more than texts)."""
     if _CJK.search(word):
-        chars = [c for c in word if not c.isspace()]
-        if len(chars) == 1:
-            return (chars[0],)
-        return tuple(a + b for a, b in pairwise(chars))
+        if _CJK_RUN.fullmatch(word):
+            if len(word) == 1:
+                return (word,)
+            return tuple(a + b for a, b in pairwise(word))
+        # Mixed scripts ("创建一个GitHub仓库"): bigram the CJK parts, tokenise the rest as
+        # any other word, so Latin words inside CJK text still match.
+        out: list[str] = []
+        for part in _SCRIPT_PARTS.findall(word):
+            out.extend(_word_tokens(part))
+        return tuple(out)
+    return _latin_tokens(word)
+
+
+def _latin_tokens(word: str) -> tuple[str, ...]:
+    """Tokens of a word run without CJK characters."""
     out = []
     for part in _CAMEL.sub(" ", word.replace("_", " ")).lower().split():
         if len(part) >= 2 and part not in _STOP:

@@ -632,3 +632,110 @@ def test_cross_encoder_explicit_activation_and_bad_values(
         raw.score_pairs("q", ["fair", "logit"])
     with pytest.raises(ConfigurationError, match="did you mean 'sigmoid'"):
         CrossEncoderReranker("/models/ce", activation="sigmiod")  # type: ignore[arg-type]
+
+
+# -- listwise answers that are not plain position lists -----------------------------------------
+
+
+def test_parse_ranking_reads_none_wording_before_numbers() -> None:
+    """Prose saying none fits means `[]`, even when it mentions how many candidates there were."""
+    assert parse_ranking("None of the 5 candidates helps.", 5) == []
+    assert parse_ranking("None of candidates 1-10 fit the task.", 10) == []
+    assert parse_ranking("No skill applies here.", 3) == []
+    assert parse_ranking("3 > 1 > 2", 3) == [2, 0, 1]
+
+
+def test_parse_ranking_rejects_lists_without_a_valid_position() -> None:
+    """Names, objects or out-of-range numbers are unparseable (`None`), not "no skill fits"."""
+    assert parse_ranking('{"ranking": ["web-search", "calculator"]}', 5) is None
+    assert parse_ranking('{"ranking": [{"id": 2}, {"id": 1}]}', 5) is None
+    assert parse_ranking('{"ranking": [7, 9]}', 5) is None
+    assert parse_ranking('{"ranking": [true]}', 5) is None
+    assert parse_ranking('{"ranking": []}', 5) == []
+
+
+def test_parse_ranking_accepts_integer_floats_and_candidate_labels() -> None:
+    """`2.0` is candidate 2; an exact candidate id or name maps to its position."""
+    assert parse_ranking('{"ranking": [2.0, 1.0, 1.5]}', 3) == [1, 0]
+    labels = {"web-search": 0, "Calculator": 1}
+    assert parse_ranking('{"ranking": ["Calculator", "web-search"]}', 2, labels=labels) == [1, 0]
+    assert parse_ranking('{"ranking": ["calculator"]}', 2, labels=labels) is None
+
+
+async def test_llm_reranker_maps_returned_skill_ids_to_candidates(
+    pool: list[SkillRecord],
+) -> None:
+    """An LLM answering with skill ids or names ranks those skills; garbage falls back."""
+    index = SkillIndex.build(pool, FakeEmbedder())
+    stage1 = index.search("my parcel was lost, I want a refund", k=4)
+    ids = [c.id for c in stage1]
+    assert {"lost-package", "refund-policy"} <= set(ids)
+    answers = iter(['{"ranking": ["refund-policy", "Lost package"]}', '{"ranking": [{"x": 1}]}'])
+
+    async def complete(*_: Any, **__: Any) -> str:
+        return next(answers)
+
+    def document(skill_id: str) -> tuple[str, str, str]:
+        spec = next(s for s in pool if s.id == skill_id)
+        return spec.name, spec.description, spec.body
+
+    request = RerankRequest(
+        query="my parcel was lost",
+        candidates=stage1,
+        index=index,
+        document=document,
+        complete=complete,
+    )
+    scores = await LLMReranker().rerank(request)
+    assert scores[ids.index("refund-policy")] == 1.0
+    assert 0.0 < scores[ids.index("lost-package")] < 1.0
+    with pytest.raises(ValueError, match="no ranking"):
+        await LLMReranker().rerank(request)
+
+
+# -- retrying skills the embedder failed on --------------------------------------------------------
+
+
+async def test_failed_skills_are_retried_after_the_backoff() -> None:
+    """Skills left unembedded by an outage are embedded by a later route, not before backoff."""
+    reg = _registry()
+    embedder = FakeEmbedder(fail_after=2)
+    strategy = RetrieveRerank(
+        k=3, n=2, embedder=embedder, cache=False, min_relevance=0.0, retry_after=3600
+    )
+    await strategy.route(_ctx(reg, "lost parcel"))
+    assert strategy.index is not None
+    assert strategy.index.failed
+    embedder.fail_after = None  # the provider is back
+    await strategy.route(_ctx(reg, "lost parcel"))
+    assert strategy.index.failed  # within the backoff: no retry yet
+    strategy.retry_after = 0.0
+    await strategy.route(_ctx(reg, "lost parcel"))
+    assert strategy.index.failed == []
+    assert bool(strategy.index.embedded.all())
+
+
+async def test_a_retry_that_fails_again_does_not_fail_the_route() -> None:
+    """While the provider stays down, retries keep the skills lexical-only and routes work."""
+    reg = _registry()
+    embedder = FakeEmbedder(fail_after=2)
+    strategy = RetrieveRerank(
+        k=3, n=2, embedder=embedder, cache=False, min_relevance=0.0, retry_after=0.0
+    )
+    await strategy.route(_ctx(reg, "lost parcel"))
+    decision = await strategy.route(_ctx(reg, "lost parcel"))
+    assert strategy.index is not None
+    assert strategy.index.failed
+    assert decision.candidates
+
+
+async def test_decisions_record_the_caps_of_a_loaded_index(tmp_path: Path) -> None:
+    """A strategy serving a saved index records that index's caps, not its own defaults."""
+    reg = _registry()
+    caps = TextCaps(body_chars=50, name_weight=0)
+    SkillIndex.build(reg.skills.values(), FakeEmbedder(), caps).save(tmp_path / "idx")
+    strategy = RetrieveRerank(embedder=FakeEmbedder(), cache=False, index=tmp_path / "idx")
+    decision = await strategy.route(_ctx(reg, "lost parcel"))
+    assert decision.evidence["caps"]["body_chars"] == 50
+    assert decision.evidence["caps"]["name_weight"] == 0
+    assert strategy.params()["caps"]["body_chars"] == 50

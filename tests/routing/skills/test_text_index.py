@@ -261,3 +261,33 @@ def test_allowed_masks_are_bounded(
     assert len(calls) == built + 1
     index.search("refund", k=2, allowed=sets[1])
     assert len(calls) == built + 2
+
+
+def test_tokenize_splits_latin_words_out_of_cjk_runs() -> None:
+    """Latin words inside CJK text tokenise as words; only the CJK parts become bigrams."""
+    assert tokenize("帮我创建一个GitHub仓库") == [
+        *["帮我", "我创", "创建", "建一", "一个"],
+        *["git", "hub"],
+        "仓库",
+    ]
+    assert tokenize("在Docker里部署") == ["在", "docker", "里部", "部署"]
+    assert tokenize("用GitHub建仓库") == tokenize("用 GitHub 建仓库")
+
+
+def test_latin_word_in_cjk_query_matches_its_skill(fake_embedder: FakeEmbedder) -> None:
+    """A Chinese query naming a product in Latin letters retrieves that product's skill."""
+    skills = [
+        SkillRecord(id="docker", name="Docker deploy", description="Deploy a service with docker."),
+        SkillRecord(id="github", name="GitHub repos", description="Create a repository."),
+    ]
+    index = SkillIndex.build(skills, fake_embedder)
+    assert index.search("在Docker里部署我的服务", k=1)[0].id == "docker"
+    assert index.bm25_scores("用GitHub建一个新仓库")[1] > 0
+
+
+@pytest.mark.parametrize("tags", [[1, 2], "billing", ("ok", None)])
+def test_tags_must_be_a_list_of_strings(fake_embedder: FakeEmbedder, tags: object) -> None:
+    """Integer tags or a bare string are configuration errors naming the skill."""
+    skill = SkillRecord(id="a", name="A", description="desc", tags=tags)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="skill 'a': tags must be a list of strings"):
+        SkillIndex.build([skill], fake_embedder)
