@@ -23,6 +23,7 @@ from agentroute.errors import ConfigurationError, ModelBadRequest, ModelCallErro
 from agentroute.models import ModelRequest, ModelResponse, Usage
 from agentroute.registry import Registry
 from agentroute.runtime import Router
+from agentroute.runtime._router import DEFAULT_OUT_OF_SCOPE_MESSAGE
 from agentroute.stores import (
     DecisionRecord,
     InMemoryTraceStore,
@@ -241,7 +242,14 @@ def _budget(trace: RunTrace) -> Any:
 
 def _same_config(a: dict[str, Any], b: dict[str, Any]) -> bool:
     keys = ("agent", "skills", "model", "refiner", "agents", "limits", "out_of_scope")
-    return all(a.get(k) == b.get(k) for k in keys)
+    if not all(a.get(k) == b.get(k) for k in keys):
+        return False
+    # Runs recorded before these keys existed had the defaults (as `Router.from_config` does).
+    defaults = {
+        "out_of_scope_message": DEFAULT_OUT_OF_SCOPE_MESSAGE,
+        "refine_single": False,
+    }
+    return all(a.get(k, d) == b.get(k, d) for k, d in defaults.items())
 
 
 def _decision_map(trace: RunTrace) -> dict[tuple[int, str, str, int], DecisionRecord]:

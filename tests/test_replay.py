@@ -180,3 +180,77 @@ async def test_recorded_client_serves_in_order() -> None:
     response = await client.complete(request)
     assert response.text == first.response
     assert client.served == 1
+
+
+async def test_rebuilt_router_keeps_out_of_scope_message_and_refine_single() -> None:
+    """A rebuilt replay keeps the recorded `out_of_scope_message` and `refine_single`.
+
+    A router that differs in them replays as counterfactual.
+    """
+    reg = _registry()
+
+    @reg.agent
+    async def broken(ctx: ar.AgentContext, task: str) -> str:
+        """Always fails."""
+        msg = "down"
+        raise RuntimeError(msg)
+
+    client = ScriptedModelClient(default="ok")
+    refusing = ar.Router(
+        reg,
+        agent=ar.Rules([ar.Rule("refund", ar.Keywords("refund"), ("billing",))]),
+        store="memory://",
+        client=client,
+        out_of_scope_message="Ask a human at desk 4.",
+    )
+    oos = await refusing.run("what is the weather")
+    assert oos.answer == "Ask a human at desk 4."
+    report = await replay(oos.run_id, registry=reg, store=refusing.store)
+    assert report.mode == "exact"
+    assert report.replayed_answer == "Ask a human at desk 4."
+    plain = ar.Router(reg, agent=refusing.agent_strategy, store=refusing.store, client=client)
+    assert (await replay(oos.run_id, plain)).mode == "counterfactual"
+
+    merging = ar.Router(
+        reg,
+        agent=ar.Static("shipping", "broken"),
+        store=refusing.store,
+        client=client,
+        refine_single=True,
+    )
+    merged = await merging.run("where is my parcel?")
+    report = await replay(merged.run_id, registry=reg, store=merging.store)
+    assert report.mode == "exact"
+    assert report.identical, report.divergences
+    assert report.replayed_answer == merged.answer
+    assert "[broken] could not answer" in (report.replayed_answer or "")
+
+
+class _Learner:
+    """An agent strategy that counts the outcomes it learns from."""
+
+    name = "learner"
+    version = "1"
+
+    def __init__(self) -> None:
+        self.learned: list[str] = []
+
+    async def route(self, ctx: ar.RoutingContext) -> ar.RouteDecision:
+        return ar.RouteDecision.to("shipping")
+
+    async def learn(self, outcome: ar.Outcome) -> None:
+        self.learned.append(outcome.run_id)
+
+
+async def test_replay_does_not_teach_learning_strategies() -> None:
+    """A replay re-runs a recorded request: the live router's learners do not learn from it."""
+    reg = _registry()
+    learner = _Learner()
+    router = ar.Router(
+        reg, agent=learner, store="memory://", client=ScriptedModelClient(default="ok")
+    )
+    result = await router.run("where is my parcel?")
+    assert learner.learned == [result.run_id]
+    report = await replay(result.run_id, router)
+    assert report.identical
+    assert learner.learned == [result.run_id]

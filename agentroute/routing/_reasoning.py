@@ -143,8 +143,11 @@ def parse_router_output(text: str, candidates: Sequence[str], max_agents: int) -
         msg = "the model returned nothing"
         raise ValueError(msg)
     reason = _REASON.search(text)
+    # Ids are read outside the reasoning: a reason may mention <ID> tags while explaining
+    # the choice, and those are not choices.
+    ids = _ID.findall(_REASON.sub(" ", text))
     return RouterOutput.model_validate(
-        {"reason": reason.group(1) if reason else "", "ids": tuple(_ID.findall(text))},
+        {"reason": reason.group(1) if reason else "", "ids": tuple(ids)},
         context={"candidates": tuple(candidates), "max_agents": max_agents},
     )
 
@@ -312,7 +315,10 @@ class ReasoningRouter:
             return agents, full, {}, {"shortlisted": False}
         decision = await self.shortlister.route(ctx)
         ranked = [c.name for c in decision.candidates if c.name in ctx.candidates]
-        ranked += [a for a in decision.agents if a not in ranked]
+        ranked += [a for a in decision.agents if a not in ranked and a in ctx.candidates]
+        # A shortlister that abstains or ranks too few (e.g. no agent has a description) must
+        # not leave the prompt short: fill up with the remaining candidates, in order.
+        ranked += [a for a in agents if a not in ranked]
         scores = {c.name: c.score for c in decision.candidates}
         keep = ranked[: self.shortlist]
         prompt = full if keep == agents else self.build_prompt(ctx, keep)
@@ -336,6 +342,8 @@ class ReasoningRouter:
         evidence: dict[str, Any] = {"model": self.model, "attempts": [], "repair": False}
         try:
             agents, prompt, scores, info = await self._shortlist(ctx)
+        except BudgetExceeded:
+            raise  # a budget stop ends the run as budget_exhausted, not out of scope
         except Exception as exc:  # the shortlister's embedder may be missing or broken
             evidence["shortlist_error"] = f"{type(exc).__name__}: {exc}"
             return await self._fall_back(ctx, evidence, f"shortlisting failed ({exc})")
@@ -355,7 +363,7 @@ class ReasoningRouter:
                 )
             except ModelResponseError as exc:  # an empty or unusable answer: worth a repair
                 raw, empty_error = "", exc
-            except (ModelCallError, BudgetExceeded) as exc:
+            except ModelCallError as exc:
                 evidence["attempts"].append({"raw_output": None, "error": _error_text(exc)})
                 return await self._fall_back(ctx, evidence, f"the routing call failed ({exc})")
             try:
@@ -422,6 +430,8 @@ class ReasoningRouter:
         label = describe_strategy(self.fallback)["strategy"]
         try:
             decision = await self.fallback.route(ctx)
+        except BudgetExceeded:
+            raise
         except Exception as exc:
             evidence["fallback"] = {"strategy": label, "error": f"{type(exc).__name__}: {exc}"}
             return RouteDecision.abstain(f"{why}; fallback {label!r} failed: {exc}", **evidence)

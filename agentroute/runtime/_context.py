@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -10,9 +11,11 @@ from typing import Any, Protocol
 import structlog
 from pydantic import BaseModel, ConfigDict, Field
 
+from agentroute.errors import AgentError, ConfigurationError
 from agentroute.models import Message
 from agentroute.registry import SkillSpec
 from agentroute.routing import BudgetView, StepView
+from agentroute.runtime._threads import Branch
 
 __all__ = ["AgentContext", "AgentResult", "SkillSet"]
 
@@ -118,6 +121,7 @@ class AgentContext:
     _complete: _Completer = field(repr=False)
     _budget: Any = field(repr=False)
     _loop: asyncio.AbstractEventLoop = field(repr=False)
+    _branch: Branch | None = field(default=None, repr=False)
 
     async def complete(
         self,
@@ -143,7 +147,10 @@ class AgentContext:
         Raises:
             BudgetExceeded: The call does not fit the run's budget.
             ModelCallError: Every attempt and fallback failed.
+            AgentError: The branch was abandoned (it timed out or the run ended).
         """
+        if self._branch is not None:
+            self._branch.check()
         return await self._complete(
             prompt, system=system, model=model, max_tokens=max_tokens, temperature=temperature
         )
@@ -157,14 +164,46 @@ class AgentContext:
         max_tokens: int | None = None,
         temperature: float | None = None,
     ) -> str:
-        """`complete` for sync agent functions (they run in a worker thread)."""
+        """`complete` for sync agent functions (they run in a worker thread).
+
+        Raises:
+            ConfigurationError: Called on the event loop's own thread (from an async agent),
+                where waiting for the loop would deadlock it; use `await ctx.complete(...)`.
+            AgentError: The branch was abandoned: it timed out or its run ended (an abandoned
+                agent thread is cut off from models).
+            BudgetExceeded: As `complete`.
+            ModelCallError: As `complete`.
+        """
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is not None:
+            msg = (
+                f"agent {self.agent!r} called ctx.complete_sync() on the event loop's thread, "
+                "which would block the loop forever; in an async agent use "
+                "`await ctx.complete(...)`"
+            )
+            raise ConfigurationError(msg)
+        if self._branch is not None:
+            self._branch.check()
+        if self._loop.is_closed():
+            msg = f"agent {self.agent!r} called ctx.complete_sync() after its run ended"
+            raise AgentError(msg, agent=self.agent, run_id=self.run_id)
         future = asyncio.run_coroutine_threadsafe(
             self.complete(
                 prompt, system=system, model=model, max_tokens=max_tokens, temperature=temperature
             ),
             self._loop,
         )
-        return future.result()
+        if self._branch is not None:
+            self._branch.track(future)
+        try:
+            return future.result()
+        except concurrent.futures.CancelledError:
+            if self._branch is not None:
+                self._branch.check()
+            raise
 
     @property
     def log(self) -> Any:

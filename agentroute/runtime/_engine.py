@@ -7,6 +7,7 @@ graph state stays JSON-serialisable and works with any LangGraph checkpointer.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import inspect
 import time
 from collections.abc import Mapping, Sequence, Set
@@ -39,6 +40,7 @@ from agentroute.routing import (
 )
 from agentroute.runtime._context import AgentContext, AgentResult, SkillSet
 from agentroute.runtime._scope import RunScope
+from agentroute.runtime._threads import Branch
 from agentroute.stores import AgentOutputRecord, CandidateRecord, DecisionRecord, ModelCallRecord
 
 if TYPE_CHECKING:
@@ -230,6 +232,7 @@ class Engine:
             in_use[0] = await self._route_model(scope, branch)
             result = await self._call_agent(scope, branch, skills, in_use)
         except Exception as exc:
+            scope.errors[agent] = exc
             scope.recorder.record(
                 AgentOutputRecord,
                 step=step,
@@ -329,7 +332,7 @@ class Engine:
                         raise
                     routed = in_use[0] = rerouted
 
-        ctx = AgentContext(
+        base = AgentContext(
             run_id=scope.run_id,
             step=step,
             agent=agent,
@@ -345,15 +348,36 @@ class Engine:
         )
 
         async def once(_: int) -> AgentResult:
-            if inspect.iscoroutinefunction(fn):
-                coro = fn(ctx, branch["task"])
-            else:
-                coro = asyncio.to_thread(fn, ctx, branch["task"])
+            # A fresh branch per attempt: a timed-out attempt stays cut off from models while
+            # the retry runs.
+            leash = Branch(agent, scope.run_id)
+            ctx = dataclasses.replace(base, _branch=leash)
             try:
-                raw = await asyncio.wait_for(coro, spec.timeout_s) if spec.timeout_s else await coro
-            except TimeoutError as exc:
-                msg = f"agent {agent!r} did not finish within timeout_s={spec.timeout_s}"
-                raise AgentError(msg, agent=agent, run_id=scope.run_id) from exc
+                if inspect.iscoroutinefunction(fn):
+                    coro = fn(ctx, branch["task"])
+                else:
+                    coro = router.agent_threads.run(
+                        fn, ctx, branch["task"], agent=agent, run_id=scope.run_id
+                    )
+                # Only the deadline's own expiry is the agent's timeout; a TimeoutError the
+                # agent raises itself is an ordinary agent error, cause kept.
+                deadline = asyncio.timeout(spec.timeout_s or None)
+                try:
+                    async with deadline:
+                        raw = await coro
+                except TimeoutError as exc:
+                    if not deadline.expired():
+                        raise
+                    leash.cancel(f"it did not finish within timeout_s={spec.timeout_s}")
+                    msg = f"agent {agent!r} did not finish within timeout_s={spec.timeout_s}" + (
+                        "; its thread cannot be stopped and was abandoned, cut off from models"
+                        if not inspect.iscoroutinefunction(fn)
+                        else ""
+                    )
+                    raise AgentError(msg, agent=agent, run_id=scope.run_id) from exc
+            finally:
+                # Whatever happens to the attempt, its context may no longer call models.
+                leash.cancel("its attempt ended")
             return _as_result(agent, raw, scope.run_id)
 
         router.inflight[agent] += 1

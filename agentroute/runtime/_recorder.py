@@ -10,9 +10,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from agentroute.stores import GENESIS_HASH, TraceRecord, TraceStore
+import structlog
+
+from agentroute.stores import GENESIS_HASH, RunEndRecord, TraceRecord, TraceStore
 
 __all__ = ["RunRecorder", "add_capture_sink", "remove_capture_sink", "scrub_text"]
+
+log = structlog.get_logger(__name__)
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 """A lone UTF-16 surrogate: not encodable as UTF-8, so neither hashable nor storable."""
@@ -73,6 +77,7 @@ class RunRecorder:
         self._sinks = _capture_sinks.get()
         self._listeners: list[asyncio.Queue[TraceRecord]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._ended = False
 
     def listen(self, queue: asyncio.Queue[TraceRecord]) -> None:
         """Also put every record on `queue` (for `Router.stream`)."""
@@ -80,9 +85,16 @@ class RunRecorder:
         self._listeners.append(queue)
 
     def record(self, cls: type[Any], **fields: Any) -> Any:
-        """Build, seal and append one record of type `cls`; return it."""
+        """Build, seal and append one record of type `cls`; return it.
+
+        After the run's `RunEndRecord`, records are dropped (and `None` returned): an
+        abandoned agent thread or a late callback must not extend a finished run's chain.
+        """
         fields = {k: _clean(v) for k, v in fields.items()}
         with self._lock:
+            if self._ended:
+                log.warning("record after run end dropped", run_id=self.run_id, kind=cls.__name__)
+                return None
             rec = cls(
                 run_id=self.run_id,
                 seq=self._seq,
@@ -92,6 +104,7 @@ class RunRecorder:
             ).sealed()
             self._seq += 1
             self._prev = rec.hash
+            self._ended = isinstance(rec, RunEndRecord)
             self.store.append([rec])
         for sink in self._sinks:
             sink(rec)

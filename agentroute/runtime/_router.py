@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -30,6 +31,7 @@ from agentroute.runtime._engine import Engine, RunState
 from agentroute.runtime._recorder import RunRecorder, scrub_text
 from agentroute.runtime._result import RunResult
 from agentroute.runtime._scope import RunScope
+from agentroute.runtime._threads import AgentThreads
 from agentroute.stores import (
     FeedbackRecord,
     RunEndRecord,
@@ -134,7 +136,10 @@ class Router:
         self.app = app
         self.name = name
         self.inflight: Counter[str] = Counter()
+        self.agent_threads = AgentThreads()
+        """Daemon threads sync agents run in (bounded; never the loop's default executor)."""
         self._engine = Engine(self)
+
         self._compiled: Any = None
         self._priced: dict[str, tuple[ModelSpec, ModelSpec]] = {}
         self._learners: list[LearningStrategy] = []
@@ -220,6 +225,9 @@ class Router:
             agents=config.get("agents"),
             limits=LimitsSpec(**config["limits"]) if config.get("limits") else None,
             out_of_scope=config.get("out_of_scope"),
+            # Runs recorded before these were part of the config had the defaults.
+            out_of_scope_message=config.get("out_of_scope_message", DEFAULT_OUT_OF_SCOPE_MESSAGE),
+            refine_single=bool(config.get("refine_single", False)),
             app=config.get("app"),
             name=config.get("name", "router"),
         )
@@ -289,6 +297,8 @@ class Router:
             "agents": list(self.agents) if self.agents is not None else None,
             "limits": self.limits.model_dump(),
             "out_of_scope": self.out_of_scope,
+            "out_of_scope_message": self.out_of_scope_message,
+            "refine_single": self.refine_single,
             "app": self.app,
         }
 
@@ -440,14 +450,49 @@ class Router:
         store: TraceStore | None = None,
         replay_of: str | None = None,
     ) -> RunResult:
+        explicit_id = run_id is not None
         _check_run_args(task, seed)
+        _check_metadata(metadata)
         task = scrub_text(task)  # what the agents see is what the trace records
         self.compile()
         store = store or self.store
-        if run_id is not None and await asyncio.to_thread(store.has_run, run_id):
+        run_id = run_id or uuid.uuid4().hex
+        key = (store.url, run_id)
+        _reserve(key)
+        try:
+            return await self._run_reserved(
+                task,
+                budget=budget,
+                metadata=metadata,
+                run_id=run_id,
+                seed=seed,
+                listener=listener,
+                client=client,
+                store=store,
+                replay_of=replay_of,
+                check_store=explicit_id,
+            )
+        finally:
+            with _RUNNING_LOCK:
+                _RUNNING.discard(key)
+
+    async def _run_reserved(
+        self,
+        task: str,
+        *,
+        budget: Budget | None,
+        metadata: Mapping[str, Any] | None,
+        run_id: str,
+        seed: int | None,
+        listener: asyncio.Queue[TraceRecord] | None,
+        client: ModelClient | None,
+        store: TraceStore,
+        replay_of: str | None,
+        check_store: bool,
+    ) -> RunResult:
+        if check_store and await asyncio.to_thread(store.has_run, run_id):
             msg = f"run id {run_id!r} is already in {store.url}; run ids must be new"
             raise ConfigurationError(msg)
-        run_id = run_id or uuid.uuid4().hex
         budget = budget or self.budget
         recorder = RunRecorder(run_id, store)
         if listener is not None:
@@ -524,7 +569,7 @@ class Router:
             )
             if self.durable and type(store).flush is not TraceStore.flush:
                 await asyncio.to_thread(store.flush)
-            raise err
+            raise err from scope.errors.get(err.agent)
         answer = final["answer"]
         self._end(scope, status=status, reason=final["reason"], answer=answer, steps=steps)
         if self.durable and type(store).flush is not TraceStore.flush:
@@ -538,7 +583,9 @@ class Router:
             steps=steps,
             agents=agents,
         )
-        await self._learn(scope, result)
+        if replay_of is None:
+            # A replay re-runs a recorded request; learning from it would count it twice.
+            await self._learn(scope, result)
         return result
 
     async def _invoke(self, scope: RunScope) -> RunState:
@@ -695,6 +742,46 @@ def _hex32(run_id: str) -> str:
     from agentroute._hashing import sha256_hex
 
     return sha256_hex(run_id)[:32]
+
+
+_RUNNING: set[tuple[str, str]] = set()
+"""(store URL, run id) of every run in progress in this process."""
+_RUNNING_LOCK = threading.Lock()
+
+
+def _reserve(key: tuple[str, str]) -> None:
+    """Claim a run id in a store for a run in this process, atomically (check and insert).
+
+    The store's `has_run` check alone races: two runs with the same id both pass it before
+    either records anything.
+
+    Raises:
+        ConfigurationError: A run with that id in that store is in progress.
+    """
+    with _RUNNING_LOCK:
+        if key in _RUNNING:
+            msg = (
+                f"run id {key[1]!r} is in use by a run in progress in {key[0]}; run ids must "
+                "be new (leave run_id unset for a fresh one)"
+            )
+            raise ConfigurationError(msg)
+        _RUNNING.add(key)
+
+
+def _check_metadata(metadata: object) -> None:
+    """Refuse run metadata the run record cannot hold (it is a JSON object)."""
+    if metadata is None:
+        return
+    if not isinstance(metadata, Mapping):
+        msg = f"metadata must be a mapping with string keys, got {type(metadata).__name__}"
+        raise ConfigurationError(msg)
+    for key in metadata:
+        if not isinstance(key, str):
+            msg = (
+                f"metadata key {key!r} ({type(key).__name__}) is not a string; run metadata "
+                f"is recorded as JSON, so use string keys, e.g. {str(key)!r}"
+            )
+            raise ConfigurationError(msg)
 
 
 def _check_run_args(task: object, seed: object) -> None:

@@ -32,6 +32,8 @@ class RunScope:
     """Version of each slot strategy when the run started (its params are in the run record)."""
     history: list[StepView] = field(default_factory=list)
     input_counts: Counter[str] = field(default_factory=Counter)
+    errors: dict[str, BaseException] = field(default_factory=dict)
+    """Each agent's latest exception, the cause of the run's `AgentError` when all failed."""
     _calls: Counter[tuple[int, str]] = field(default_factory=Counter)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 

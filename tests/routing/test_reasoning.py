@@ -410,3 +410,57 @@ def test_yaml_constructible() -> None:
     )
     assert isinstance(strategy, ReasoningRouter)
     assert strategy.params()["fallback"]["strategy"] == "static"
+
+
+def test_ids_inside_the_reason_are_not_choices() -> None:
+    """An `<ID>` tag quoted inside `<Reason>` is neither chosen nor counted against max_agents."""
+    text = "<Reason>not <ID>shipping</ID> nor <ID>security</ID></Reason><ID>billing</ID>"
+    out = parse_router_output(text, ["billing", "shipping", "security"], 1)
+    assert out.ids == ("billing",)
+    assert "shipping" in out.reason
+
+
+async def test_a_budget_stop_while_routing_ends_the_run_as_budget_exhausted(
+    registry: ar.Registry,
+) -> None:
+    """A routing call refused by the budget is a budget stop, not out of scope or a fallback."""
+    client = scripted("<Reason>r</Reason><ID>billing</ID>")
+    router = make_router(registry, client)
+    result = await router.run("I was charged twice", budget=ar.Budget(usd=1e-9))
+    assert result.status == "budget_exhausted"
+    assert client.calls == 0
+    assert [d.outcome for d in router.trace(result.run_id).decisions] == ["error"]
+
+
+class _Abstainer:
+    """A shortlister with no opinion (like a DescriptionRouter when no agent is described)."""
+
+    name = "abstainer"
+    version = "1"
+
+    async def route(self, ctx: RoutingContext) -> ar.RouteDecision:
+        return ar.RouteDecision.abstain("no candidate agent has a description")
+
+
+async def test_a_shortlister_with_too_few_candidates_is_filled_up_in_order(
+    registry: ar.Registry,
+) -> None:
+    """A shortlister ranking too few agents is filled up from the candidates, in order.
+
+    The prompt then lists `shortlist` agents instead of an empty agent list.
+    """
+    client = scripted("<Reason>r</Reason><ID>shipping</ID>")
+    router = ar.Router(
+        registry,
+        agent=ReasoningRouter(model="strong", shortlist=2, shortlister=_Abstainer()),
+        client=client,
+        store="memory://",
+    )
+    result = await router.run("where is my parcel?")
+    assert result.answer == "Your package is on its way."
+    prompt = client.requests[0].messages[-1].content
+    listed = [line for line in prompt.splitlines() if line.startswith("<Agent>")]
+    first_two = list(registry.agents)[:2]
+    assert [line.split("</ID>")[0].removeprefix("<Agent><ID>") for line in listed] == first_two
+    decision = agent_decision(router, result.run_id)
+    assert decision.evidence["kept"] == 2
