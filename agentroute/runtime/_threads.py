@@ -10,14 +10,12 @@ new sync branch fails fast instead of queueing behind stuck ones.
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
-import contextlib
-import contextvars
 import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from agentroute._daemon_threads import DaemonThreads
 from agentroute.errors import AgentError
 
 __all__ = ["DEFAULT_AGENT_THREADS", "AgentThreads", "Branch"]
@@ -91,24 +89,31 @@ class Branch:
 
 
 class AgentThreads:
-    """Runs sync callables in daemon threads, at most `limit` alive at once.
+    """Runs sync agent functions on daemon threads, at most `limit` alive at once.
 
     Threads are never joined: an abandoned call keeps its thread until it returns, but neither
-    `asyncio.run` nor interpreter exit waits for it.
+    `asyncio.run` nor interpreter exit waits for it (see `DaemonThreads`).
 
     Args:
         limit: Most threads alive at once; a call beyond it fails at once.
     """
 
     def __init__(self, limit: int = DEFAULT_AGENT_THREADS) -> None:
-        self.limit = limit
-        self._alive = 0
-        self._lock = threading.Lock()
+        self._threads = DaemonThreads(limit, "agentroute-agent")
+
+    @property
+    def limit(self) -> int:
+        """Most threads alive at once."""
+        return self._threads.limit
+
+    @limit.setter
+    def limit(self, value: int) -> None:
+        self._threads.limit = value
 
     @property
     def alive(self) -> int:
         """Threads running now (abandoned ones included)."""
-        return self._alive
+        return self._threads.alive
 
     async def run(self, fn: Callable[..., T], *args: Any, agent: str, run_id: str) -> T:
         """Call `fn(*args)` in a new daemon thread with this context's contextvars.
@@ -118,48 +123,13 @@ class AgentThreads:
         Raises:
             AgentError: `limit` threads are alive already (agents stuck past their timeout).
         """
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[T] = loop.create_future()
-        context = contextvars.copy_context()
-        with self._lock:
-            if self._alive >= self.limit:
-                msg = (
-                    f"agent {agent!r} cannot start: all {self.limit} sync agent threads are "
-                    "busy (sync agents stuck past their timeout_s keep theirs until they "
-                    "return); make stuck agents return, e.g. give their blocking calls a "
-                    "timeout"
-                )
-                raise AgentError(msg, agent=agent, run_id=run_id)
-            self._alive += 1
-
-        def settle(outcome: Callable[[], None]) -> None:
-            if not future.done():
-                outcome()
-
-        def work() -> None:
-            try:
-                try:
-                    value = context.run(fn, *args)
-                except BaseException as exc:  # handed to the awaiting coroutine
-                    error = exc
-                    _post(loop, lambda: settle(lambda: future.set_exception(error)))
-                else:
-                    _post(loop, lambda: settle(lambda: future.set_result(value)))
-            finally:
-                with self._lock:
-                    self._alive -= 1
-
-        thread = threading.Thread(target=work, name=f"agentroute-agent-{agent}", daemon=True)
-        try:
-            thread.start()
-        except BaseException:
-            with self._lock:
-                self._alive -= 1
-            raise
+        future = self._threads.start(fn, *args, name=agent)
+        if future is None:
+            msg = (
+                f"agent {agent!r} cannot start: all {self.limit} sync agent threads are "
+                "busy (sync agents stuck past their timeout_s keep theirs until they "
+                "return); make stuck agents return, e.g. give their blocking calls a "
+                "timeout"
+            )
+            raise AgentError(msg, agent=agent, run_id=run_id)
         return await future
-
-
-def _post(loop: asyncio.AbstractEventLoop, callback: Callable[[], None]) -> None:
-    # The loop may be closed already when an abandoned call returns: its result has no reader.
-    with contextlib.suppress(RuntimeError):
-        loop.call_soon_threadsafe(callback)

@@ -16,8 +16,6 @@ and refreshes queued behind them.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import contextvars
 import threading
 import time
 from collections import deque
@@ -27,6 +25,7 @@ from typing import Any
 
 import structlog
 
+from agentroute._daemon_threads import DaemonThreads
 from agentroute.models import Message, ModelClient, ModelRequest
 from agentroute.registry import ModelSpec
 
@@ -83,13 +82,12 @@ stuck, trajectories that need the judge are skipped ("judge busy"), not queued.
 """
 
 
-class JudgeThreads:
+class JudgeThreads(DaemonThreads):
     """Runs sync judge calls on daemon threads of their own, at most `size` at once.
 
     A call that outlives its caller's timeout keeps its thread until it returns (Python cannot
-    stop a thread); it is still counted in `running`, so hung calls use up this small budget
-    and never the event loop's default executor that store commits and refreshes need. The
-    threads are daemons, so a judge that never returns does not hold up interpreter exit.
+    stop a thread); it still counts, so hung calls use up this small budget and never the event
+    loop's default executor that store commits and refreshes need (see `DaemonThreads`).
 
     Args:
         size: Calls running at once, at most.
@@ -99,66 +97,12 @@ class JudgeThreads:
     def __init__(
         self, size: int = JUDGE_THREADS, name: str = "agentroute-ant-colony-judge"
     ) -> None:
-        if size < 1:
-            msg = f"JudgeThreads needs at least one thread, got size={size}"
-            raise ValueError(msg)
-        self.size = size
-        self.name = name
-        self._lock = threading.Lock()
-        self._running = 0
+        super().__init__(size, name)
 
     @property
     def running(self) -> int:
         """Calls started and not yet returned (including ones whose caller gave up)."""
-        with self._lock:
-            return self._running
-
-    def start(
-        self, func: Callable[[Trajectory], Any], trajectory: Trajectory
-    ) -> asyncio.Future[Any] | None:
-        """Start `func(trajectory)` on a new thread, with the caller's contextvars.
-
-        Must be called from a running event loop. Returns a future of the result, or `None`
-        (nothing started) when `size` calls are already running. Cancelling the future
-        abandons the call; its thread finishes on its own.
-        """
-        loop = asyncio.get_running_loop()
-        with self._lock:
-            if self._running >= self.size:
-                return None
-            self._running += 1
-        future: asyncio.Future[Any] = loop.create_future()
-        context = contextvars.copy_context()
-
-        def settle(result: Any, error: BaseException | None) -> None:
-            if future.done():  # the caller timed out and cancelled it
-                return
-            if error is not None:
-                future.set_exception(error)
-            else:
-                future.set_result(result)
-
-        def target() -> None:
-            result: Any = None
-            error: BaseException | None = None
-            try:
-                result = context.run(func, trajectory)
-            except BaseException as exc:  # handed to the awaiting coroutine
-                error = exc
-            finally:
-                with self._lock:
-                    self._running -= 1
-            # RuntimeError: the loop closed while the call ran, so nobody is waiting.
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(settle, result, error)
-
-        try:
-            threading.Thread(target=target, name=self.name, daemon=True).start()
-        except BaseException:
-            with self._lock:
-                self._running -= 1
-            raise
-        return future
+        return self.alive
 
 
 _JUDGE_PROMPT = """You grade answers. Reply with exactly one character: 1 if the answer \
