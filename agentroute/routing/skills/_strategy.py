@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from copy import copy
@@ -155,7 +156,8 @@ class RetrieveRerank:
         threads: CPU thread cap (see `limit_threads`).
         retry_after: Seconds between attempts to embed skills the embedder failed on (a
             provider outage): while `index.failed` is non-empty, a route at least this long
-            after the last attempt first embeds them again (off the event loop; a failure
+            after the last attempt starts embedding them again on a background thread (routes
+            never wait for it; the new index replaces the current one when done; a failure
             only leaves them lexical-only until the next attempt). Applies to the index built
             from the registry, not to one passed as `index=`.
 
@@ -223,6 +225,9 @@ class RetrieveRerank:
         self._built_for: tuple[int, int] | None = None
         self.retry_after = retry_after
         self._last_build = 0.0
+        # Builds run one at a time (a route's rebuild may meet a background retry's).
+        self._build_lock = threading.Lock()
+        self._retrying: threading.Thread | None = None
         self._lock = asyncio.Lock()
 
     def params(self) -> dict[str, Any]:
@@ -247,15 +252,18 @@ class RetrieveRerank:
     def build_index(self, registry: Registry) -> SkillIndex:
         """Build (or incrementally update) the index from the registry's skills, now."""
         limit_threads(self.threads)
-        # Update a copy and publish it with one assignment: runs searching the current index
-        # meanwhile never see it half-updated (`update` only rebinds attributes, so a shallow
-        # copy shares nothing it changes).
-        index = SkillIndex(self.embedder, self.caps) if self._index is None else copy(self._index)
-        self._last_build = time.monotonic()
-        index.update(registry.skills.values(), progress=self.progress)
-        self._index = index
-        self._built_for = (id(registry), registry.version)
-        return index
+        with self._build_lock:
+            # Update a copy and publish it with one assignment: runs searching the current
+            # index meanwhile never see it half-updated (`update` only rebinds attributes, so a
+            # shallow copy shares nothing it changes).
+            index = (
+                SkillIndex(self.embedder, self.caps) if self._index is None else copy(self._index)
+            )
+            self._last_build = time.monotonic()
+            index.update(registry.skills.values(), progress=self.progress)
+            self._index = index
+            self._built_for = (id(registry), registry.version)
+            return index
 
     async def _ensure_index(self, registry: Registry) -> SkillIndex:
         async with self._lock:
@@ -264,17 +272,33 @@ class RetrieveRerank:
             if self._index is None or self._built_for != (id(registry), registry.version):
                 return await asyncio.to_thread(self.build_index, registry)
             if self._index.failed and time.monotonic() - self._last_build >= self.retry_after:
-                # Skills the embedder failed on: an update embeds only them (the others
-                # reuse their vectors). A failure here must not fail the route.
-                try:
-                    return await asyncio.to_thread(self.build_index, registry)
-                except Exception as exc:
-                    _log.warning(
-                        "retrying failed skill embeddings failed",
-                        failed=len(self._index.failed),
-                        error=f"{type(exc).__name__}: {exc}",
-                    )
+                self._retry_failed(registry)
             return self._index
+
+    def _retry_failed(self, registry: Registry) -> None:
+        """Embed the skills the embedder failed on again, on a daemon thread of its own.
+
+        An update embeds only them (the others reuse their vectors) and publishes the new
+        index with one assignment; routes meanwhile serve the current one and never wait. A
+        failure is logged and leaves the skills lexical-only until the next attempt.
+        """
+        if self._retrying is not None and self._retrying.is_alive():
+            return
+        self._last_build = time.monotonic()  # the backoff counts from this attempt
+        failed = len(self._index.failed) if self._index is not None else 0
+
+        def work() -> None:
+            try:
+                self.build_index(registry)
+            except Exception as exc:
+                _log.warning(
+                    "retrying failed skill embeddings failed",
+                    failed=failed,
+                    error=f"{type(exc).__name__}: {exc}",
+                )
+
+        self._retrying = threading.Thread(target=work, name="agentroute-skills-retry", daemon=True)
+        self._retrying.start()
 
     async def rank(
         self,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import sys
 import types
@@ -697,20 +698,31 @@ async def test_llm_reranker_maps_returned_skill_ids_to_candidates(
 
 
 async def test_failed_skills_are_retried_after_the_backoff() -> None:
-    """Skills left unembedded by an outage are embedded by a later route, not before backoff."""
+    """Skills left unembedded by an outage are embedded again, in the background, after backoff.
+
+    Within the backoff nothing is retried; after it, a route starts the retry on a thread of
+    its own, serves the current index meanwhile, and the retried index replaces it when done.
+    """
     reg = _registry()
     embedder = FakeEmbedder(fail_after=2)
     strategy = RetrieveRerank(
         k=3, n=2, embedder=embedder, cache=False, min_relevance=0.0, retry_after=3600
     )
     await strategy.route(_ctx(reg, "lost parcel"))
-    assert strategy.index is not None
-    assert strategy.index.failed
+    before = strategy.index
+    assert before is not None
+    assert before.failed
     embedder.fail_after = None  # the provider is back
     await strategy.route(_ctx(reg, "lost parcel"))
-    assert strategy.index.failed  # within the backoff: no retry yet
+    assert strategy.index is before  # within the backoff: no retry yet
+    assert strategy._retrying is None
     strategy.retry_after = 0.0
     await strategy.route(_ctx(reg, "lost parcel"))
+    retry = strategy._retrying
+    assert retry is not None
+    await asyncio.to_thread(retry.join, 10.0)
+    assert strategy.index is not None
+    assert strategy.index is not before
     assert strategy.index.failed == []
     assert bool(strategy.index.embedded.all())
 
@@ -724,6 +736,9 @@ async def test_a_retry_that_fails_again_does_not_fail_the_route() -> None:
     )
     await strategy.route(_ctx(reg, "lost parcel"))
     decision = await strategy.route(_ctx(reg, "lost parcel"))
+    retry = strategy._retrying
+    assert retry is not None
+    await asyncio.to_thread(retry.join, 10.0)
     assert strategy.index is not None
     assert strategy.index.failed
     assert decision.candidates
