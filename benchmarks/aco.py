@@ -10,9 +10,12 @@
   example questions each (drawn from train and removed from the stream); intent is
   `EmbeddingIntent` over the bundled MiniLM. A second colony infers task types from the text
   alone (`OnlineClusterIntent`, k=8), as `agentroute eval pool --tasks-from text` does.
-  Baselines in the same run: random, weighted round-robin (weights ∝ model size), ε-greedy
-  and UCB1 per task type (the intent's arg-max task), the best single model in hindsight and
-  the per-query oracle. Reported: accuracy, cost, cumulative regret (against the oracle and
+  Every learner (both colonies, ε-greedy, UCB1) is run twice: cold, knowing nothing, and
+  ("warm-up") first given the 60 held-out task examples, each answered by all 9 models (540
+  labelled runs: AMRO-S's offline warm-up, `AntColony.warm_up`; the bandits get the same
+  outcomes as prior updates of their examples' top task). Baselines in the same run: random, weighted
+  round-robin (weights ∝ model size), ε-greedy and UCB1 per task type (the intent's arg-max
+  task), the best single model in hindsight and the per-query oracle. Reported: accuracy, cost, cumulative regret (against the oracle and
   against the best single model), with curves.
 - **(b) simulated workflow**: 3 stages × 4 agents, 3 task types, hidden task-dependent quality
   and cost, load-dependent latency (an overloaded agent times out, and the run fails), a drift
@@ -65,6 +68,7 @@ from agentroute.routing.colony import (
     Mixture,
     OnlineClusterIntent,
     Trajectory,
+    WarmUpRun,
 )
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -250,9 +254,11 @@ def load_pool(data: Path, seed: int) -> dict[str, Any]:
         by_cluster.setdefault(int(rec["cluster_id"]), []).append(i)
     held: set[int] = set()
     tasks = []
+    warm: list[int] = []
     for cid in sorted(by_cluster):
         ex = rng.choice(by_cluster[cid], size=EXAMPLES_PER_TASK, replace=False)
         held.update(int(i) for i in ex)
+        warm.extend(int(i) for i in ex)
         tasks.append(
             TaskSpec(name=f"cluster{cid}", examples=tuple(train[i]["question"] for i in ex))
         )
@@ -266,7 +272,14 @@ def load_pool(data: Path, seed: int) -> dict[str, Any]:
     price_out = np.array([llm[a]["output_price"] for a in agents])
     costs = (in_tok[:, None] * price_in[None, :] + OUT_TOKENS * price_out[None, :]) / 1e6
     size = np.array([float(llm[a]["size"].rstrip("B")) for a in agents])
+    warm_texts = [train[i]["question"] for i in warm]
+    warm_scores = np.array([[train[i]["scores"][a] for a in agents] for i in warm])
+    warm_tok = np.array([len(t) / 4 for t in warm_texts])
+    warm_costs = (warm_tok[:, None] * price_in[None, :] + OUT_TOKENS * price_out[None, :]) / 1e6
     return {
+        "warm_texts": warm_texts,
+        "warm_scores": warm_scores,
+        "warm_costs": warm_costs,
         "agents": agents,
         "tasks": tasks,
         "texts": texts,
@@ -274,6 +287,22 @@ def load_pool(data: Path, seed: int) -> dict[str, Any]:
         "costs": costs,
         "size": size,
     }
+
+
+def run_policy(
+    pol: Policy, name: str, seed: int, top_task: np.ndarray, pool: dict[str, Any]
+) -> Stream:
+    """Stream every query once through a baseline policy (per-task state: the top task)."""
+    rng = np.random.default_rng(seed)
+    scores, costs = pool["scores"], pool["costs"]
+    s = Stream(name)
+    for i in range(len(scores)):
+        arm = pol.pick(int(top_task[i]), rng)
+        pol.update(int(top_task[i]), arm, scores[i, arm])
+        s.picks.append(arm)
+        s.reward.append(scores[i, arm])
+        s.cost.append(costs[i, arm])
+    return s
 
 
 def run_part_a(
@@ -302,48 +331,62 @@ def run_part_a(
         col.validate(pool_registry(agents, reg_tasks), agents)
         return col
 
-    rng_seed = seed
-    streams: dict[str, Stream] = {}
-    # Ant colony with declared tasks.
-    col = ColonyPool(colony_for(intent, tasks), agents, batch=params.get("batch_size", 32))
-    s = Stream("ant-colony (declared tasks)")
-    for i in range(n):
-        arm = col.pick(mixtures[i], seed=rng_seed * 1_000_003 + i)
-        s.picks.append(arm)
-        s.reward.append(scores[i, arm])
-        s.cost.append(costs[i, arm])
-        col.learn(i, arm, mixtures[i], scores[i, arm], costs[i, arm])
-    col.flush()
-    streams[s.name] = s
-    # Ant colony with online k-means task types (no declared tasks).
-    okm = OnlineClusterIntent(embedder, k=8)
-    col2 = ColonyPool(colony_for(okm, ()), agents, batch=params.get("batch_size", 32))
-    s = Stream("ant-colony (online k-means, text only)")
-    for i in range(n):
-        mix = col2.colony.check(okm.observe(x[i].astype(np.float64)).weights)
-        arm = col2.pick(mix, seed=rng_seed * 1_000_003 + i)
-        s.picks.append(arm)
-        s.reward.append(scores[i, arm])
-        s.cost.append(costs[i, arm])
-        col2.learn(i, arm, mix, scores[i, arm], costs[i, arm])
-    col2.flush()
-    streams[s.name] = s
-    policies: list[Policy] = [
-        RandomPolicy(m),
-        WeightedRoundRobin(pool["size"]),
-        EpsilonGreedy(m, len(tasks)),
-        UCB1(m, len(tasks)),
+    warm_texts, warm_scores = pool["warm_texts"], pool["warm_scores"]
+    warm_costs = pool["warm_costs"]
+    wx = embedder.embed(warm_texts)
+    wsims = np.stack([np.sort(wx @ e.T, axis=1)[:, ::-1][:, : intent.k].mean(1) for e in ex], 1)
+    warm_top = wsims.argmax(1)
+    warm_runs = [
+        WarmUpRun(
+            task=t,
+            path=(agents[a],),
+            score=float(warm_scores[j, a]),
+            cost_usd=float(warm_costs[j, a]),
+        )
+        for j, t in enumerate(warm_texts)
+        for a in range(m)
     ]
-    for pol in policies:
-        rng = np.random.default_rng(seed)
-        s = Stream(pol.name)
+    streams: dict[str, Stream] = {}
+    for warm in (False, True):
+        label = ", warm-up" if warm else ""
+        # Ant colony with declared tasks.
+        col = ColonyPool(colony_for(intent, tasks), agents, batch=params.get("batch_size", 32))
+        if warm:
+            asyncio.run(col.colony.warm_up(warm_runs, source="held-out task examples"))
+        s = Stream(f"ant-colony (declared tasks{label})")
         for i in range(n):
-            arm = pol.pick(int(top_task[i]), rng)
-            pol.update(int(top_task[i]), arm, scores[i, arm])
+            arm = col.pick(mixtures[i], seed=seed * 1_000_003 + i)
             s.picks.append(arm)
             s.reward.append(scores[i, arm])
             s.cost.append(costs[i, arm])
+            col.learn(i, arm, mixtures[i], scores[i, arm], costs[i, arm])
+        col.flush()
         streams[s.name] = s
+        # Ant colony with online k-means task types (no declared tasks); a warm-up also
+        # seeds the clusters with the examples.
+        okm = OnlineClusterIntent(embedder, k=8)
+        col2 = ColonyPool(colony_for(okm, ()), agents, batch=params.get("batch_size", 32))
+        if warm:
+            asyncio.run(col2.colony.warm_up(warm_runs, source="held-out task examples"))
+        s = Stream(f"ant-colony (online k-means, text only{label})")
+        for i in range(n):
+            mix = col2.colony.check(okm.observe(x[i].astype(np.float64)).weights)
+            arm = col2.pick(mix, seed=seed * 1_000_003 + i)
+            s.picks.append(arm)
+            s.reward.append(scores[i, arm])
+            s.cost.append(costs[i, arm])
+            col2.learn(i, arm, mix, scores[i, arm], costs[i, arm])
+        col2.flush()
+        streams[s.name] = s
+        learners: list[Policy] = [EpsilonGreedy(m, len(tasks)), UCB1(m, len(tasks))]
+        for pol in learners:
+            if warm:
+                for j in range(len(warm_texts)):
+                    for a in range(m):
+                        pol.update(int(warm_top[j]), a, float(warm_scores[j, a]))
+            streams[pol.name + label] = run_policy(pol, pol.name + label, seed, top_task, pool)
+    for pol in (RandomPolicy(m), WeightedRoundRobin(pool["size"])):
+        streams[pol.name] = run_policy(pol, pol.name, seed, top_task, pool)
     best = int(scores.mean(0).argmax())
     s = Stream(f"best single ({agents[best]}, hindsight)")
     s.picks, s.reward, s.cost = [best] * n, list(scores[:, best]), list(costs[:, best])

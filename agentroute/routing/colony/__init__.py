@@ -23,6 +23,7 @@ from agentroute.routing.colony._learner import (
     LearningWorker,
     LLMJudge,
     Trajectory,
+    WarmUpRun,
 )
 from agentroute.routing.colony._pheromones import (
     INDEX_KEY,
@@ -55,6 +56,7 @@ __all__ = [
     "PheromoneState",
     "PheromoneUpdate",
     "Trajectory",
+    "WarmUpRun",
     "apply_updates",
     "check_mixture",
     "default_embedder",

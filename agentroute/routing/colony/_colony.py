@@ -18,13 +18,15 @@ Learning is asynchronous and quality-gated (see `_learner.py` and `apply_updates
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import importlib
 import inspect
+import math
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
@@ -33,7 +35,13 @@ import structlog
 
 from agentroute.errors import ConfigurationError, did_you_mean
 from agentroute.registry import Registry, TaskSpec
-from agentroute.routing._protocol import Candidate, Outcome, RouteDecision, RoutingContext
+from agentroute.routing._protocol import (
+    Candidate,
+    Complete,
+    Outcome,
+    RouteDecision,
+    RoutingContext,
+)
 from agentroute.routing.colony._graph import START, Edge, LayeredGraph, edge_key
 from agentroute.routing.colony._intent import (
     DEFAULT_TASK,
@@ -50,6 +58,7 @@ from agentroute.routing.colony._learner import (
     LearningError,
     LearningWorker,
     Trajectory,
+    WarmUpRun,
 )
 from agentroute.routing.colony._pheromones import (
     PheromoneBook,
@@ -129,6 +138,50 @@ def _verdict_value(verdict: object) -> float | None:
     except (TypeError, ValueError, OverflowError):
         return None
     return value if 0.0 <= value <= 1.0 else None  # NaN fails both comparisons
+
+
+def _checked_run(i: int, run: WarmUpRun, graph: LayeredGraph) -> WarmUpRun:
+    """`run` with its numbers as floats, or a `ConfigurationError` naming run `i` and the fix."""
+    where = f"AntColony.warm_up: run {i}"
+    if not isinstance(run, WarmUpRun):
+        msg = f"{where} is a {type(run).__name__}; pass WarmUpRun objects"
+        raise ConfigurationError(msg)
+    if not isinstance(run.task, str):
+        msg = f"{where}: task must be the request text (a str), not {type(run.task).__name__}"
+        raise ConfigurationError(msg)
+    path = tuple(run.path) if isinstance(run.path, (list, tuple)) else ()
+    if not path or not all(isinstance(a, str) for a in path):
+        msg = f"{where}: path must be a non-empty sequence of agent names, got {run.path!r}"
+        raise ConfigurationError(msg)
+    edges = set(graph.edges)
+    prev = START
+    for agent in path:
+        if (prev, agent) not in edges:
+            hint = did_you_mean(agent, list(graph.stages)) if agent not in graph.stages else ""
+            nexts = list(graph.successors(prev))
+            msg = (
+                f"{where}: {edge_key((prev, agent))} is not an edge of the agent graph{hint}; "
+                f"after {prev} the path may go to {nexts}"
+            )
+            raise ConfigurationError(msg)
+        prev = agent
+    score = _checked_number(where, "score", run.score, upper=1.0)
+    cost = _checked_number(where, "cost_usd", run.cost_usd)
+    latency = None if run.latency_s is None else _checked_number(where, "latency_s", run.latency_s)
+    return dataclasses.replace(run, path=path, score=score, cost_usd=cost, latency_s=latency)
+
+
+def _checked_number(where: str, name: str, value: object, upper: float = math.inf) -> float:
+    """`value` as a float in `[0, upper]` (finite), or a `ConfigurationError`."""
+    number = math.nan
+    if not isinstance(value, str):  # float("0.5") would pass, but a score is a number
+        with contextlib.suppress(TypeError, ValueError, OverflowError):
+            number = float(value)  # type: ignore[arg-type]
+    if not (0.0 <= number <= upper) or math.isinf(number):  # NaN fails the comparison
+        bounds = "in [0, 1]" if upper == 1.0 else "a finite number >= 0"
+        msg = f"{where}: {name} must be {bounds}, got {value!r}"
+        raise ConfigurationError(msg)
+    return number
 
 
 def _check_params(values: Mapping[str, Any]) -> None:
@@ -359,6 +412,7 @@ class AntColony:
             "judge_errors": 0,
             "learn_errors": 0,
             "commit_errors": 0,
+            "warmed_up": 0,
         }
         self.graph: LayeredGraph | None = None
         self.tasks: tuple[TaskSpec, ...] = ()
@@ -935,19 +989,34 @@ class AntColony:
             )
         return out
 
-    def commit(self, updates: Sequence[PheromoneUpdate]) -> PheromoneState:
+    def commit(
+        self, updates: Sequence[PheromoneUpdate], *, note: str | None = None
+    ) -> PheromoneState:
         """Write updates to the store (re-applied on a lost race) and serve the result.
+
+        Args:
+            updates: What to apply, in order (see `apply_updates`).
+            note: The version's note; default `learned N run(s), K accepted`.
 
         Raises:
             StoreError: The store failed (the worker records it).
         """
+        return self._write(updates, note, None)
+
+    def _write(
+        self,
+        updates: Sequence[PheromoneUpdate],
+        note: str | None,
+        meta: Callable[[dict[str, Any]], None] | None,
+    ) -> PheromoneState:
         if self.book is None:
             self._require_graph()
         assert self.book is not None
         accepted = sum(1 for u in updates if u.gate >= 0.5)
-        new = self.book.commit(
-            lambda s: apply_updates(
-                s,
+
+        def change(state: PheromoneState) -> PheromoneState:
+            new = apply_updates(
+                state,
                 updates,
                 rho=self.rho,
                 q=self.q,
@@ -955,11 +1024,109 @@ class AntColony:
                 tau_min=self.tau_min,
                 tau_max=self.tau_max,
                 ability_rho=self.ability_rho,
-            ),
+            )
+            if meta is not None:
+                meta(new.meta)
+            return new
+
+        new = self.book.commit(
+            change,
             self._prepare,
-            note=f"learned {len(updates)} run(s), {accepted} accepted",
+            note=note or f"learned {len(updates)} run(s), {accepted} accepted",
         )
         self._serve(new)
+        return new
+
+    async def warm_up(
+        self,
+        runs: Iterable[WarmUpRun],
+        *,
+        complete: Complete | None = None,
+        source: str = "",
+    ) -> PheromoneState:
+        """Initialise the tables offline from labelled runs (AMRO-S's warm-up), as one version.
+
+        AMRO-S initialises each task's pheromone table from labelled data before it serves,
+        so the colony does not pay for its first lessons with live requests. Each run is
+        learned exactly as a judged run is online: its score is gated at `gate_threshold`,
+        the edges of its path evaporate and receive a deposit inversely proportional to its
+        path cost, and each agent on the path gains ability evidence. Warm-up evidence
+        therefore fades as live evidence replaces it (`rho`, `ability_rho`), and an agent
+        that was good offline and degrades online is noticed as any other.
+
+        The mixture of each distinct request text is inferred once by the colony's intent
+        model (an `OnlineClusterIntent` seeds its clusters with them); an intent failure
+        gives that text a uniform mixture and is recorded in `errors`, as online. Every run
+        is checked before anything is written: one bad run writes nothing.
+
+        Args:
+            runs: Labelled runs. An offline evaluation that ran every agent of a one-stage
+                pool on a request gives one run per agent.
+            complete: Model access for an `LLMIntent`.
+            source: Where the runs come from; kept in the version's note and in
+                `meta["warm_ups"]`.
+
+        Returns:
+            The new serving state; its `version` is the warm-up's version in the store.
+
+        Raises:
+            ConfigurationError: No runs; a path that is not a path of the graph; a score
+                outside [0, 1]; a cost or latency that is negative or not finite.
+            StoreError: Writing the tables failed.
+        """
+        graph = self._require_graph()
+        checked = [_checked_run(i, run, graph) for i, run in enumerate(runs)]
+        if not checked:
+            msg = "AntColony.warm_up: no runs given; pass at least one WarmUpRun"
+            raise ConfigurationError(msg)
+        names = [t.name for t in self.tasks]
+        mixtures: dict[str, Mixture] = {}
+        failed = 0
+        for run in checked:
+            if run.mixture is None and run.task not in mixtures:
+                mix = await self.infer(run.task, complete)
+                failed += any(r.startswith("intent failed") for r in mix.repairs)
+                mixtures[run.task] = mix
+        pairs: list[tuple[Trajectory, float]] = []
+        for i, run in enumerate(checked):
+            mix = (
+                mixtures[run.task]
+                if run.mixture is None
+                else check_mixture(run.mixture, names, "warm-up")
+            )
+            traj = Trajectory(
+                run_id=f"warm-up:{i}",
+                task=run.task,
+                path=run.path,
+                mixture=dict(mix.weights),
+                status="completed",
+                answer=None,
+                cost_usd=run.cost_usd,
+                latency_s=run.latency_s,
+                score=run.score,
+            )
+            pairs.append((traj, 1.0 if run.score >= self.gate_threshold else 0.0))
+        updates = self.updates_for(pairs)
+        accepted = sum(1 for _, gate in pairs if gate >= 0.5)
+        entry = {
+            "runs": len(pairs),
+            "accepted": accepted,
+            "texts": len({r.task for r in checked}),
+            "intent_failures": failed,
+            "source": source,
+        }
+
+        def note_meta(meta: dict[str, Any]) -> None:
+            meta["warm_ups"] = [*meta.get("warm_ups", [])[-9:], entry]
+
+        label = f" from {source}" if source else ""
+        new = self._write(
+            updates,
+            f"warm-up{label}: {len(pairs)} labelled run(s), {accepted} accepted",
+            note_meta,
+        )
+        self.counters["warmed_up"] += len(pairs)
+        log.info("ant-colony warmed up", key=self.key_param, version=new.version, **entry)
         return new
 
     def _serve(self, state: PheromoneState) -> bool:

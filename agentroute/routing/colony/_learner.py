@@ -19,7 +19,7 @@ import asyncio
 import threading
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +37,7 @@ __all__ = [
     "LearningError",
     "LearningWorker",
     "Trajectory",
+    "WarmUpRun",
 ]
 
 log = structlog.get_logger(__name__)
@@ -64,6 +65,29 @@ class Trajectory:
     metadata: dict[str, Any] = field(default_factory=dict)
     pheromone_version: int = 0
     """Version of the tables the run was routed with."""
+
+
+@dataclass(frozen=True)
+class WarmUpRun:
+    """One labelled run for `AntColony.warm_up`: a request, the path that served it, its score.
+
+    AMRO-S initialises each task's pheromone table offline from labelled data before it serves;
+    these are that data. A one-stage pool has one agent per path; an offline evaluation that
+    ran every agent on a request gives one `WarmUpRun` per agent.
+    """
+
+    task: str
+    """The request text (its task mixture is inferred from it unless `mixture` is given)."""
+    path: tuple[str, ...]
+    """Agents that served it, one per stage, first stage first."""
+    score: float
+    """Quality in [0, 1]; a score ≥ the colony's `gate_threshold` is an accepted path."""
+    cost_usd: float = 0.0
+    """What the path cost (its deposit is inversely proportional to the path cost)."""
+    latency_s: float | None = None
+    """Wall-clock time of the path, when known."""
+    mixture: Mapping[str, float] | None = None
+    """w(q) of the request; `None` = inferred by the colony's intent model."""
 
 
 Judge = Callable[[Trajectory], "bool | float | Awaitable[bool | float]"]
