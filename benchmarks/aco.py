@@ -13,10 +13,11 @@
   Every learner (both colonies, ε-greedy, UCB1) is run twice: cold, knowing nothing, and
   ("warm-up") first given the 60 held-out task examples, each answered by all 9 models (540
   labelled runs: AMRO-S's offline warm-up, `AntColony.warm_up`; the bandits get the same
-  outcomes as prior updates of their examples' top task). Baselines in the same run: random, weighted
-  round-robin (weights ∝ model size), ε-greedy and UCB1 per task type (the intent's arg-max
-  task), the best single model in hindsight and the per-query oracle. Reported: accuracy, cost, cumulative regret (against the oracle and
-  against the best single model), with curves.
+  outcomes as prior updates of their examples' top task). Baselines in the same run: random,
+  weighted round-robin (weights ∝ model size), ε-greedy and UCB1 per task type (the intent's
+  arg-max task), the best single model in hindsight and the per-query oracle. Reported:
+  accuracy, cost, cumulative regret (against the oracle and against the best single model),
+  with curves.
 - **(b) simulated workflow**: 3 stages × 4 agents, 3 task types, hidden task-dependent quality
   and cost, load-dependent latency (an overloaded agent times out, and the run fails), a drift
   (the best stage-1 agent for the most common task degrades half-way), at 20 and at 1,000
