@@ -140,8 +140,13 @@ def _verdict_value(verdict: object) -> float | None:
     return value if 0.0 <= value <= 1.0 else None  # NaN fails both comparisons
 
 
-def _checked_run(i: int, run: WarmUpRun, graph: LayeredGraph) -> WarmUpRun:
-    """`run` with its numbers as floats, or a `ConfigurationError` naming run `i` and the fix."""
+def _checked_run(
+    i: int, run: WarmUpRun, graph: LayeredGraph, tasks: Sequence[str]
+) -> tuple[WarmUpRun, Mixture | None]:
+    """`run` with its numbers as floats and its given mixture checked.
+
+    Raises `ConfigurationError` naming run `i` and the fix.
+    """
     where = f"AntColony.warm_up: run {i}"
     if not isinstance(run, WarmUpRun):
         msg = f"{where} is a {type(run).__name__}; pass WarmUpRun objects"
@@ -168,7 +173,34 @@ def _checked_run(i: int, run: WarmUpRun, graph: LayeredGraph) -> WarmUpRun:
     score = _checked_number(where, "score", run.score, upper=1.0)
     cost = _checked_number(where, "cost_usd", run.cost_usd)
     latency = None if run.latency_s is None else _checked_number(where, "latency_s", run.latency_s)
-    return dataclasses.replace(run, path=path, score=score, cost_usd=cost, latency_s=latency)
+    checked = dataclasses.replace(run, path=path, score=score, cost_usd=cost, latency_s=latency)
+    return checked, _checked_mixture(where, run.mixture, tasks)
+
+
+def _checked_mixture(where: str, raw: object, tasks: Sequence[str]) -> Mixture | None:
+    """A given mixture over known tasks with usable weights, rescaled to sum to one.
+
+    Anything else is a `ConfigurationError`: offline data can be fixed, so nothing is silently
+    repaired to a uniform mixture.
+    """
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping):
+        msg = f"{where}: mixture must be a mapping task → weight, got {type(raw).__name__}"
+        raise ConfigurationError(msg)
+    for name in raw:
+        if name not in tasks:
+            msg = (
+                f"{where}: mixture names unknown task {name!r}"
+                f"{did_you_mean(str(name), list(tasks))}; the tasks are {list(tasks)}"
+            )
+            raise ConfigurationError(msg)
+    mix = check_mixture(raw, tasks, "warm-up")
+    unusable = [r for r in mix.repairs if not r.startswith("weights summed to")]
+    if unusable:
+        msg = f"{where}: mixture {dict(raw)!r} is not usable: {'; '.join(unusable)}"
+        raise ConfigurationError(msg)
+    return mix
 
 
 def _checked_number(where: str, name: str, value: object, upper: float = math.inf) -> float:
@@ -1071,29 +1103,27 @@ class AntColony:
 
         Raises:
             ConfigurationError: No runs; a path that is not a path of the graph; a score
-                outside [0, 1]; a cost or latency that is negative or not finite.
+                outside [0, 1]; a cost or latency that is negative or not finite; a given
+                mixture that is not a mapping, names an unknown task, or has no usable
+                weight (a mixture that does not sum to one is rescaled).
             StoreError: Writing the tables failed.
         """
         graph = self._require_graph()
-        checked = [_checked_run(i, run, graph) for i, run in enumerate(runs)]
+        names = [t.name for t in self.tasks]
+        checked = [_checked_run(i, run, graph, names) for i, run in enumerate(runs)]
         if not checked:
             msg = "AntColony.warm_up: no runs given; pass at least one WarmUpRun"
             raise ConfigurationError(msg)
-        names = [t.name for t in self.tasks]
         mixtures: dict[str, Mixture] = {}
         failed = 0
-        for run in checked:
-            if run.mixture is None and run.task not in mixtures:
+        for run, given in checked:
+            if given is None and run.task not in mixtures:
                 mix = await self.infer(run.task, complete)
                 failed += any(r.startswith("intent failed") for r in mix.repairs)
                 mixtures[run.task] = mix
         pairs: list[tuple[Trajectory, float]] = []
-        for i, run in enumerate(checked):
-            mix = (
-                mixtures[run.task]
-                if run.mixture is None
-                else check_mixture(run.mixture, names, "warm-up")
-            )
+        for i, (run, given) in enumerate(checked):
+            mix = mixtures[run.task] if given is None else given
             traj = Trajectory(
                 run_id=f"warm-up:{i}",
                 task=run.task,
@@ -1111,7 +1141,7 @@ class AntColony:
         entry = {
             "runs": len(pairs),
             "accepted": accepted,
-            "texts": len({r.task for r in checked}),
+            "texts": len({r.task for r, _ in checked}),
             "intent_failures": failed,
             "source": source,
         }
@@ -1120,7 +1150,9 @@ class AntColony:
             meta["warm_ups"] = [*meta.get("warm_ups", [])[-9:], entry]
 
         label = f" from {source}" if source else ""
-        new = self._write(
+        # The store write (and its back-off after a lost race) is blocking: off the loop.
+        new = await asyncio.to_thread(
+            self._write,
             updates,
             f"warm-up{label}: {len(pairs)} labelled run(s), {accepted} accepted",
             note_meta,

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -13,7 +15,7 @@ from agentroute.errors import ConfigurationError
 from agentroute.registry import TaskSpec
 from agentroute.routing import Complete
 from agentroute.routing.colony import START, AntColony, Mixture, Trajectory, WarmUpRun
-from agentroute.stores import SqlTraceStore
+from agentroute.stores import InMemoryTraceStore, SqlTraceStore, StateRecord
 
 from .conftest import build_registry, make_colony
 
@@ -142,15 +144,36 @@ async def test_an_intent_failure_gives_a_uniform_mixture_and_is_recorded() -> No
             "latency_s must be",
         ),
         (WarmUpRun(task=3, path=("plan_a",), score=1.0), "task must be the request text"),  # type: ignore[arg-type]
+        (
+            WarmUpRun(task=MATH, path=("plan_a",), score=1, mixture=[("math", 1.0)]),  # type: ignore[arg-type]
+            "mixture must be a mapping",
+        ),
+        (
+            WarmUpRun(task=MATH, path=("plan_a",), score=1, mixture={"maths": 1.0}),
+            "unknown task 'maths' — did you mean 'math'",
+        ),
+        (
+            WarmUpRun(task=MATH, path=("plan_a",), score=1, mixture={"math": -1.0}),
+            "is not usable",
+        ),
+        (
+            WarmUpRun(task=MATH, path=("plan_a",), score=1, mixture={"math": 0.0}),
+            "no usable weight",
+        ),
     ],
 )
 async def test_a_bad_run_is_named_and_nothing_is_written(run: object, needle: str) -> None:
-    """One bad run among good ones: a ConfigurationError naming it, and no version written."""
-    colony = _colony()
+    """One bad run among good ones: a ConfigurationError naming it, and nothing written.
+
+    The error comes before the intent model is asked about any run (it would seed clusters).
+    """
+    intent = _CountingIntent()
+    colony = _colony(intent=intent)
     with pytest.raises(ConfigurationError) as err:
         await colony.warm_up([*_runs()[:2], run])  # type: ignore[list-item]
     assert "run 2" in str(err.value)
     assert needle in str(err.value)
+    assert intent.calls == []
     assert colony.state.version == 0
     assert colony.book is not None
     assert colony.book.versions() == []
@@ -189,3 +212,29 @@ async def test_warm_tables_persist_for_the_next_process(tmp_path: Path) -> None:
     assert second.decide(START, ["plan_a", "plan_b"], mix, greedy=True).pick == "plan_a"
     second.close()
     again.close()
+
+
+class _ThreadRecordingStore(InMemoryTraceStore):
+    """An in-memory store that notes which thread writes learned state."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writer_threads: list[int] = []
+
+    def put_state(
+        self, key: str, value: dict[str, Any], *, expected_version: int | None, note: str = ""
+    ) -> StateRecord:
+        """Record the calling thread, then store as usual."""
+        self.writer_threads.append(threading.get_ident())
+        return super().put_state(key, value, expected_version=expected_version, note=note)
+
+
+async def test_the_store_write_runs_off_the_event_loop() -> None:
+    """The blocking store write (and its back-off after lost races) never runs on the loop."""
+    store = _ThreadRecordingStore()
+    colony = _colony(store=store)
+    store.writer_threads.clear()
+    await colony.warm_up(_runs())
+    assert store.writer_threads
+    assert threading.get_ident() not in store.writer_threads
+    colony.close()
