@@ -253,30 +253,33 @@ def load_pool(data: Path, seed: int) -> dict[str, Any]:
     by_cluster: dict[int, list[int]] = {}
     for i, rec in enumerate(train):
         by_cluster.setdefault(int(rec["cluster_id"]), []).append(i)
-    held: set[int] = set()
     tasks = []
-    warm: list[int] = []
+    warm: list[int] = []  # the task examples: held out of the stream, used for warm-up
     for cid in sorted(by_cluster):
         ex = rng.choice(by_cluster[cid], size=EXAMPLES_PER_TASK, replace=False)
-        held.update(int(i) for i in ex)
         warm.extend(int(i) for i in ex)
         tasks.append(
             TaskSpec(name=f"cluster{cid}", examples=tuple(train[i]["question"] for i in ex))
         )
+    held = set(warm)
     records = [r for i, r in enumerate(train) if i not in held] + test
     order = rng.permutation(len(records))
     records = [records[i] for i in order]
     texts = [r["question"] for r in records]
     scores = np.array([[r["scores"][a] for a in agents] for r in records])
-    in_tok = np.array([len(t) / 4 for t in texts])
+
+    def price(questions: Sequence[str]) -> np.ndarray:
+        """Dollars per (question, model): input = characters / 4 tokens, output OUT_TOKENS."""
+        tokens = np.array([len(t) / 4 for t in questions])
+        return (tokens[:, None] * price_in[None, :] + OUT_TOKENS * price_out[None, :]) / 1e6
+
     price_in = np.array([llm[a]["input_price"] for a in agents])
     price_out = np.array([llm[a]["output_price"] for a in agents])
-    costs = (in_tok[:, None] * price_in[None, :] + OUT_TOKENS * price_out[None, :]) / 1e6
+    costs = price(texts)
     size = np.array([float(llm[a]["size"].rstrip("B")) for a in agents])
     warm_texts = [train[i]["question"] for i in warm]
     warm_scores = np.array([[train[i]["scores"][a] for a in agents] for i in warm])
-    warm_tok = np.array([len(t) / 4 for t in warm_texts])
-    warm_costs = (warm_tok[:, None] * price_in[None, :] + OUT_TOKENS * price_out[None, :]) / 1e6
+    warm_costs = price(warm_texts)
     return {
         "warm_texts": warm_texts,
         "warm_scores": warm_scores,
@@ -322,7 +325,12 @@ def run_part_a(
     intent = EmbeddingIntent(embedder)
     names = [t.name for t in tasks]
     ex = [embedder.embed(list(t.examples)) for t in tasks]
-    sims = np.stack([np.sort(x @ e.T, axis=1)[:, ::-1][:, : intent.k].mean(1) for e in ex], 1)
+
+    def task_sims(v: np.ndarray) -> np.ndarray:
+        """Per query and task, the mean of its `intent.k` most similar task examples."""
+        return np.stack([np.sort(v @ e.T, axis=1)[:, ::-1][:, : intent.k].mean(1) for e in ex], 1)
+
+    sims = task_sims(x)
     mixtures = [intent.mixture_from_scores(s, names) for s in sims]
     top_task = sims.argmax(1)
     print(f"    intent done in {time.perf_counter() - t0:.1f}s", flush=True)
@@ -335,8 +343,7 @@ def run_part_a(
     warm_texts, warm_scores = pool["warm_texts"], pool["warm_scores"]
     warm_costs = pool["warm_costs"]
     wx = embedder.embed(warm_texts)
-    wsims = np.stack([np.sort(wx @ e.T, axis=1)[:, ::-1][:, : intent.k].mean(1) for e in ex], 1)
-    warm_top = wsims.argmax(1)
+    warm_top = task_sims(wx).argmax(1)
     warm_runs = [
         WarmUpRun(
             task=t,

@@ -18,7 +18,6 @@ Learning is asynchronous and quality-gated (see `_learner.py` and `apply_updates
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import importlib
 import inspect
@@ -75,6 +74,9 @@ log = structlog.get_logger(__name__)
 _MAX_PATHS = 4096
 """Paths whose cost EWMA is kept for the cost scale (least recently paid dropped first)."""
 
+_INTENT_FAILED = "intent failed"
+"""How a mixture's repairs say the intent model failed (counted by `warm_up`)."""
+
 _INTENTS: dict[str, type] = {
     "embedding": EmbeddingIntent,
     "llm": LLMIntent,
@@ -129,19 +131,25 @@ def _resolve_judge(judge: Judge | str | None) -> Judge | None:
     return found  # type: ignore[no-any-return]
 
 
-def _verdict_value(verdict: object) -> float | None:
-    """A judge's verdict as a number in [0, 1], or `None` when it is anything else."""
-    if verdict is None or isinstance(verdict, (str, bytes)):
-        return None  # float("1") would pass, but a judge answers a bool or a number
+def _number_in(value: object, upper: float = 1.0) -> float | None:
+    """`value` as a finite number in `[0, upper]`, or `None` when it is anything else."""
+    if value is None or isinstance(value, (str, bytes)):
+        return None  # float("1") would pass, but a judge or a label gives a bool or a number
     try:
-        value = float(verdict)  # type: ignore[arg-type]
+        number = float(value)  # type: ignore[arg-type]
     except (TypeError, ValueError, OverflowError):
         return None
-    return value if 0.0 <= value <= 1.0 else None  # NaN fails both comparisons
+    ok = 0.0 <= number <= upper and not math.isinf(number)  # NaN fails the comparisons
+    return number if ok else None
+
+
+def _verdict_value(verdict: object) -> float | None:
+    """A judge's verdict as a number in [0, 1], or `None` when it is anything else."""
+    return _number_in(verdict)
 
 
 def _checked_run(
-    i: int, run: WarmUpRun, graph: LayeredGraph, tasks: Sequence[str]
+    i: int, run: WarmUpRun, graph: LayeredGraph, edges: set[Edge], tasks: Sequence[str]
 ) -> tuple[WarmUpRun, Mixture | None]:
     """`run` with its numbers as floats and its given mixture checked.
 
@@ -158,7 +166,6 @@ def _checked_run(
     if not path or not all(isinstance(a, str) for a in path):
         msg = f"{where}: path must be a non-empty sequence of agent names, got {run.path!r}"
         raise ConfigurationError(msg)
-    edges = set(graph.edges)
     prev = START
     for agent in path:
         if (prev, agent) not in edges:
@@ -204,12 +211,9 @@ def _checked_mixture(where: str, raw: object, tasks: Sequence[str]) -> Mixture |
 
 
 def _checked_number(where: str, name: str, value: object, upper: float = math.inf) -> float:
-    """`value` as a float in `[0, upper]` (finite), or a `ConfigurationError`."""
-    number = math.nan
-    if not isinstance(value, str):  # float("0.5") would pass, but a score is a number
-        with contextlib.suppress(TypeError, ValueError, OverflowError):
-            number = float(value)  # type: ignore[arg-type]
-    if not (0.0 <= number <= upper) or math.isinf(number):  # NaN fails the comparison
+    """`value` as a finite float in `[0, upper]`, or a `ConfigurationError`."""
+    number = _number_in(value, upper)
+    if number is None:
         bounds = "in [0, 1]" if upper == 1.0 else "a finite number >= 0"
         msg = f"{where}: {name} must be {bounds}, got {value!r}"
         raise ConfigurationError(msg)
@@ -737,7 +741,7 @@ class AntColony:
             return Mixture(
                 dict.fromkeys(names, 1.0 / len(names)),
                 source=self.intent.name,
-                repairs=(f"intent failed ({type(exc).__name__}); using a uniform mixture",),
+                repairs=(f"{_INTENT_FAILED} ({type(exc).__name__}); using a uniform mixture",),
             )
         mix = check_mixture(raw.weights, names, raw.source)
         return Mixture(mix.weights, mix.source, (*raw.repairs, *mix.repairs), raw.extra)
@@ -1110,7 +1114,8 @@ class AntColony:
         """
         graph = self._require_graph()
         names = [t.name for t in self.tasks]
-        checked = [_checked_run(i, run, graph, names) for i, run in enumerate(runs)]
+        edges = set(graph.edges)
+        checked = [_checked_run(i, run, graph, edges, names) for i, run in enumerate(runs)]
         if not checked:
             msg = "AntColony.warm_up: no runs given; pass at least one WarmUpRun"
             raise ConfigurationError(msg)
@@ -1119,7 +1124,7 @@ class AntColony:
         for run, given in checked:
             if given is None and run.task not in mixtures:
                 mix = await self.infer(run.task, complete)
-                failed += any(r.startswith("intent failed") for r in mix.repairs)
+                failed += any(r.startswith(_INTENT_FAILED) for r in mix.repairs)
                 mixtures[run.task] = mix
         pairs: list[tuple[Trajectory, float]] = []
         for i, (run, given) in enumerate(checked):
@@ -1135,7 +1140,9 @@ class AntColony:
                 latency_s=run.latency_s,
                 score=run.score,
             )
-            pairs.append((traj, 1.0 if run.score >= self.gate_threshold else 0.0))
+            gate = await self._gate(traj)  # a scored trajectory: gated as feedback is
+            assert gate is not None
+            pairs.append((traj, gate))
         updates = self.updates_for(pairs)
         accepted = sum(1 for _, gate in pairs if gate >= 0.5)
         entry = {
