@@ -3,7 +3,7 @@
 ```text
 agentroute eval pool --outcomes OUTCOMES.jsonl
     [--strategy ant-colony|ucb|epsilon-greedy|random|best-single]
-    [--tasks-from text|field] [--clusters 8] [--seed 0] [--json]
+    [--tasks-from text|field] [--clusters 8] [--warm-up N] [--seed 0] [--json]
 ```
 
 OUTCOMES lines: `{"id", "text", "task"?, "outcomes": {agent: score 0..1}, "costs"?: {agent: $}}`.
@@ -13,7 +13,14 @@ a boolean, NaN, a list, a cost key that names no agent) is an error naming the l
 
 The queries are streamed once, in file order: for each, the strategy picks one agent among
 those with a recorded outcome (`best-single` excepted, see below), receives that outcome as its
-reward (and its cost), and learns before the next query. Nothing is known in advance.
+reward (and its cost), and learns before the next query. Nothing is known in advance, unless
+`--warm-up N` is given: then the first N lines are labelled data the strategy learns from
+before serving, every recorded outcome of each line (AMRO-S's offline warm-up:
+`AntColony.warm_up` for `ant-colony`; for `ucb` and `epsilon-greedy`, one prior update per
+recorded outcome under the line's top task; `random` and `best-single` learn nothing), and
+only the remaining lines are streamed and measured: every metric below, the best single agent
+included, is over the streamed lines. With `--tasks-from text` the warm-up lines also seed the
+clusters.
 
 Task types:
 
@@ -106,6 +113,8 @@ class PoolReport:
     picks: dict[str, int]
     curve: list[float]
     """Cumulative regret against the best single agent after each query."""
+    warm_up: int = 0
+    """Lines learned from before streaming (not counted in `n` or in any metric)."""
 
     def as_json(self) -> dict[str, Any]:
         """The `--json` object."""
@@ -121,6 +130,7 @@ class PoolReport:
             "regret": round(self.regret, 6),
             "regret_oracle": round(self.regret_oracle, 6),
             "picks": self.picks,
+            "warm_up": self.warm_up,
         }
 
 
@@ -283,14 +293,26 @@ def evaluate_pool(
     tasks_from: TasksFrom | None = None,
     clusters: int = 8,
     seed: int = 0,
+    warm_up: int = 0,
 ) -> PoolReport:
     """Stream `lines` once, in order, through an online router; return the metrics.
 
+    Args:
+        lines: The checked OUTCOMES lines (`read_outcomes`).
+        strategy: The online router to run.
+        tasks_from: Where task types come from (default: `field` when every line has one).
+        clusters: Task types inferred with `--tasks-from text`.
+        seed: Seed of sampling and exploration.
+        warm_up: The first `warm_up` lines are labelled data learned from before serving
+            (see the module docstring); the rest are streamed and measured.
+
     Raises:
-        ConfigurationError: Task inference from text needs the embeddings extra.
+        ConfigurationError: Task inference from text needs the embeddings extra; `warm_up`
+            is negative or leaves no line to stream.
     """
     from agentroute.routing.colony import START, Trajectory
 
+    _check_warm_up(warm_up, len(lines))
     agents = sorted({a for line in lines for a in line.outcomes})
     index = {a: k for k, a in enumerate(agents)}
     n = len(lines)
@@ -309,8 +331,8 @@ def evaluate_pool(
     # outcome counting 0 (as `best-single`, which calls it on every line, gets). A mean over
     # only the lines where an agent has a score would crown an agent recorded once, at 1.0.
     filled = np.nan_to_num(scores, nan=0.0)
-    best = int(np.argmax(filled.mean(0)))
-    single_score = filled[:, best]
+    best = int(np.argmax(filled[warm_up:].mean(0)))
+    single_score = filled[warm_up:, best]
     text_mode = task_names[:1] == ["c0"] and clusters > 0 and tasks_from is not TasksFrom.field
     colony = (
         _colony_for(agents, task_names, text_mode, clusters, seed)
@@ -324,8 +346,11 @@ def evaluate_pool(
         else None
     )
     task_index = {t: k for k, t in enumerate(task_names)}
+    if warm_up:
+        learners = (colony, bandit)
+        _warm_up(lines[:warm_up], scores, costs, agents, mixture_of, task_index, learners)
     picks = np.zeros(n, dtype=int)
-    for i in range(n):
+    for i in range(warm_up, n):
         available = np.flatnonzero(~np.isnan(scores[i]))
         mix = mixture_of(i)
         top = task_index[max(mix.weights, key=mix.weights.__getitem__)]
@@ -356,23 +381,70 @@ def evaluate_pool(
         else:
             arm = int(rng.choice(available))
         picks[i] = arm
-    chosen = filled[np.arange(n), picks]
-    oracle = np.nanmax(scores, axis=1)
+    rows = np.arange(warm_up, n)
+    picks = picks[warm_up:]
+    chosen = filled[rows, picks]
+    oracle = np.nanmax(scores[warm_up:], axis=1)
     curve = np.cumsum(single_score - chosen)
     return PoolReport(
         strategy=strategy.value,
-        n=n,
+        n=n - warm_up,
         quality=float(chosen.mean()),
-        cost=float(costs[np.arange(n), picks].sum()),
+        cost=float(costs[rows, picks].sum()),
         best_single=agents[best],
         best_single_quality=float(single_score.mean()),
-        best_single_cost=float(costs[:, best].sum()),
+        best_single_cost=float(costs[warm_up:, best].sum()),
         oracle_quality=float(oracle.mean()),
         regret=float(curve[-1]),
         regret_oracle=float((oracle - chosen).sum()),
         picks={agents[k]: int((picks == k).sum()) for k in range(len(agents))},
         curve=curve.tolist(),
+        warm_up=warm_up,
     )
+
+
+def _check_warm_up(warm_up: int, n: int) -> None:
+    if not 0 <= warm_up < n:
+        msg = (
+            f"--warm-up {warm_up}: must be >= 0 and leave at least one line to stream "
+            f"(the file has {n} lines; use at most {n - 1})"
+        )
+        raise ConfigurationError(msg)
+
+
+def _warm_up(  # noqa: PLR0917 -- private helper of evaluate_pool, called once
+    lines: Sequence[PoolLine],
+    scores: np.ndarray,
+    costs: np.ndarray,
+    agents: Sequence[str],
+    mixture_of: Any,
+    task_index: dict[str, int],
+    learners: tuple[Any, _Bandit | None],
+) -> None:
+    """Learn from every recorded outcome of the warm-up lines (the first rows of `scores`)."""
+    import asyncio
+
+    from agentroute.routing.colony import WarmUpRun
+
+    colony, bandit = learners
+    runs = []
+    for i, line in enumerate(lines):
+        mix = mixture_of(i)
+        top = task_index[max(mix.weights, key=mix.weights.__getitem__)]
+        for arm in map(int, np.flatnonzero(~np.isnan(scores[i]))):
+            if bandit is not None:
+                bandit.update(top, arm, float(scores[i, arm]))
+            runs.append(
+                WarmUpRun(
+                    task=line.text,
+                    path=(agents[arm],),
+                    score=float(scores[i, arm]),
+                    cost_usd=float(costs[i, arm]),
+                    mixture=dict(mix.weights),
+                )
+            )
+    if colony is not None:
+        asyncio.run(colony.warm_up(runs, source=f"eval pool --warm-up {len(lines)}"))
 
 
 def _colony_for(
@@ -444,6 +516,15 @@ def pool(
     clusters: Annotated[
         int, typer.Option("--clusters", min=1, help="Task types inferred with --tasks-from text.")
     ] = 8,
+    warm_up: Annotated[
+        int,
+        typer.Option(
+            "--warm-up",
+            min=0,
+            help="Learn from the first N lines (every recorded outcome) before serving; only "
+            "the rest are streamed and measured.",
+        ),
+    ] = 0,
     seed: Annotated[int, typer.Option("--seed", help="Seed of sampling and exploration.")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
@@ -457,13 +538,16 @@ def pool(
     lines = read_outcomes(outcomes)
     if not as_json:
         stderr().print(f"{len(lines)} queries; routing with {strategy.value} ...", markup=False)
-    report = evaluate_pool(lines, strategy, tasks_from=tasks_from, clusters=clusters, seed=seed)
+    report = evaluate_pool(
+        lines, strategy, tasks_from=tasks_from, clusters=clusters, seed=seed, warm_up=warm_up
+    )
     if as_json:
         echo_json(report.as_json())
         return
     from rich.table import Table
 
-    table = Table(title=f"eval pool — {report.strategy}, {report.n} queries")
+    after = f" after a warm-up on {report.warm_up}" if report.warm_up else ""
+    table = Table(title=f"eval pool — {report.strategy}, {report.n} queries{after}")
     for col in ("", "quality", "cost $", "regret vs best single", "regret vs oracle"):
         table.add_column(col, justify="right" if col else "left")
     table.add_row(
