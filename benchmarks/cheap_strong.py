@@ -7,8 +7,9 @@ and `contaminated_prompts.jsonl` (excluded). Put them under `<data>/routellm-mml
 
 Split: every non-contaminated prompt, shuffled with `--seed` (default 0), first half train, second
 half test (the "MMLU dev split, 50/50, seed 0"). Scorers are fitted on train only (k, the kNN
-weighting, the ensemble's weights — kNN vs logistic, and the lexical TF-IDF kNN member's share —
-and whether the ensemble stacks, by cross-validation inside train) and reported on test once.
+weighting, the ensemble's weights — kNN vs logistic, and the lexical TF-IDF kNN member's share,
+then shrunk halfway to equal shares — the logistic member's penalty, and whether the ensemble
+stacks, by cross-validation inside train) and reported on test once.
 
     python benchmarks/cheap_strong.py [DATA_DIR] [--seed 0]
 
@@ -156,9 +157,11 @@ def main(argv: list[str] | None = None) -> int:
         "to reach its best quality).",
         "Chosen by cross-validation on train: kNN "
         f"{results['kNN (k, weighting by CV)']['scorer']}, "
-        f"ensemble kNN weight {default['scorer']['weight_chosen']}, lexical weight "
-        f"{default['scorer']['lexical_weight_chosen']} (lexical k "
-        f"{default['scorer']['lexical']['k_chosen']}); stacker "
+        f"ensemble kNN weight {default['scorer']['weight_chosen']:.3f}, lexical weight "
+        f"{default['scorer']['lexical_weight_chosen']:.3f} (cross-validation chose "
+        f"{_blend_cv(default['scorer']['blend_cv'])}, shrunk halfway to equal shares; lexical "
+        f"k {default['scorer']['lexical']['k_chosen']}; logistic penalty per row "
+        f"{default['scorer']['logistic']['l2_per_row']:.2f}); stacker "
         f"{'used' if default['scorer']['stack_chosen'] else 'not used'} (train-only "
         f"cross-validated APGR: stacker {ensemble.cv_.get('stack', '–')}, best weighted "
         f"mean {_best_blend(ensemble.cv_)}).",
@@ -180,6 +183,12 @@ def main(argv: list[str] | None = None) -> int:
     }
     args.out.with_suffix(".json").write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
     return 0
+
+
+def _blend_cv(chosen: dict[str, float]) -> str:
+    if not chosen:
+        return "nothing"
+    return f"kNN weight {chosen['weight']}, lexical weight {chosen['lexical_weight']}"
 
 
 def _best_blend(cv: dict[str, float]) -> str:
