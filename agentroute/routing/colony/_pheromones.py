@@ -17,6 +17,7 @@ updates to the newer table (`PheromoneBook.commit`).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -72,6 +73,10 @@ class PheromoneState:
             τ^t_e: 1 for an edge the task never used, times (1 − ρ·w_t) at each update.
         ability_n_all: `(len(agents),)` count of judged runs over all tasks.
         ability_sum_all: Same shape: sum of their verdicts.
+        ability_n_recent: `(len(tasks), len(agents))` the recent window of `ability_n`, which
+            evaporates faster (`change_rho`); the change test of `apply_updates` compares it
+            with the older evidence.
+        ability_sum_recent: Same shape: sum of those runs' verdicts.
     """
 
     tasks: tuple[str, ...]
@@ -86,6 +91,8 @@ class PheromoneState:
     prior_left: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
     ability_n_all: np.ndarray = field(default_factory=lambda: np.zeros(0))
     ability_sum_all: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    ability_n_recent: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    ability_sum_recent: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
     _indexes: tuple[Any, ...] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -99,6 +106,12 @@ class PheromoneState:
             self.ability_n_all = self.ability_n.sum(axis=0)
         if self.ability_sum_all.shape != (len(self.agents),):
             self.ability_sum_all = self.ability_sum.sum(axis=0)
+        # States written before the recent window existed start it empty (no change can be
+        # called until it has evidence of its own).
+        if self.ability_n_recent.shape != self.ability_n.shape:
+            self.ability_n_recent = np.zeros(self.ability_n.shape)
+        if self.ability_sum_recent.shape != self.ability_sum.shape:
+            self.ability_sum_recent = np.zeros(self.ability_sum.shape)
 
     @classmethod
     def fresh(
@@ -121,6 +134,8 @@ class PheromoneState:
             prior_left=np.ones((len(tasks), len(edges))),
             ability_n_all=np.zeros(len(agents)),
             ability_sum_all=np.zeros(len(agents)),
+            ability_n_recent=np.zeros((len(tasks), len(agents))),
+            ability_sum_recent=np.zeros((len(tasks), len(agents))),
         )
 
     def copy(self) -> PheromoneState:
@@ -138,6 +153,8 @@ class PheromoneState:
             self.prior_left.copy(),
             self.ability_n_all.copy(),
             self.ability_sum_all.copy(),
+            self.ability_n_recent.copy(),
+            self.ability_sum_recent.copy(),
         )
 
     def backed_off(self, tau0: float, cols: Sequence[int] | None = None) -> np.ndarray:
@@ -185,6 +202,8 @@ class PheromoneState:
             "prior_left": self.prior_left.round(9).tolist(),
             "ability_n_all": self.ability_n_all.round(9).tolist(),
             "ability_sum_all": self.ability_sum_all.round(9).tolist(),
+            "ability_n_recent": self.ability_n_recent.round(9).tolist(),
+            "ability_sum_recent": self.ability_sum_recent.round(9).tolist(),
             "meta": self.meta,
         }
 
@@ -206,11 +225,21 @@ class PheromoneState:
         s = np.asarray(value["ability_sum"], dtype=np.float64).reshape(len(tasks), len(agents))
         extra = {
             name: np.asarray(value[name], dtype=np.float64)
-            for name in ("tau_all", "prior_left", "ability_n_all", "ability_sum_all")
+            for name in (
+                "tau_all",
+                "prior_left",
+                "ability_n_all",
+                "ability_sum_all",
+                "ability_n_recent",
+                "ability_sum_recent",
+            )
             if name in value
         }
         if "prior_left" in extra:
             extra["prior_left"] = extra["prior_left"].reshape(len(tasks), len(edges))
+        for name in ("ability_n_recent", "ability_sum_recent"):
+            if name in extra:
+                extra[name] = extra[name].reshape(len(tasks), len(agents))
         return cls(tasks, edges, agents, tau, n, s, version, dict(value.get("meta", {})), **extra)
 
     def reconcile(
@@ -271,6 +300,8 @@ class PheromoneState:
             ai, ao = zip(*acols, strict=True)
             fitted.ability_n[np.ix_(ri, ai)] = self.ability_n[np.ix_(ro, ao)]
             fitted.ability_sum[np.ix_(ri, ai)] = self.ability_sum[np.ix_(ro, ao)]
+            fitted.ability_n_recent[np.ix_(ri, ai)] = self.ability_n_recent[np.ix_(ro, ao)]
+            fitted.ability_sum_recent[np.ix_(ri, ai)] = self.ability_sum_recent[np.ix_(ro, ao)]
         return fitted, changes
 
     def effective(self) -> np.ndarray:
@@ -333,6 +364,8 @@ def apply_updates(
     tau_min: float,
     tau_max: float,
     ability_rho: float = 0.0,
+    change_rho: float = 0.05,
+    change_z: float | None = None,
 ) -> PheromoneState:
     """Apply updates in order and return the new state (the input is not modified).
 
@@ -350,7 +383,7 @@ def apply_updates(
     t_index = {t: i for i, t in enumerate(new.tasks)}
     e_index = {e: j for j, e in enumerate(new.edges)}
     a_index = {a: j for j, a in enumerate(new.agents)}
-    accepted = rejected = 0
+    accepted = rejected = changes = 0
     for up in updates:
         cols = [e_index[e] for e in up.path if e in e_index]
         agents = [a_index[dst] for _, dst in up.path if dst in a_index]
@@ -369,6 +402,27 @@ def apply_updates(
             keep = 1.0 - ability_rho * w
             new.ability_n[i, agents] = keep * new.ability_n[i, agents] + w
             new.ability_sum[i, agents] = keep * new.ability_sum[i, agents] + w * up.gate
+            keep = 1.0 - change_rho * w
+            new.ability_n_recent[i, agents] = keep * new.ability_n_recent[i, agents] + w
+            new.ability_sum_recent[i, agents] = (
+                keep * new.ability_sum_recent[i, agents] + w * up.gate
+            )
+            if change_z is not None:
+                changed = [
+                    j
+                    for j in agents
+                    if _changed(
+                        new.ability_n_recent[i, j],
+                        new.ability_sum_recent[i, j],
+                        new.ability_n[i, j],
+                        new.ability_sum[i, j],
+                        change_z,
+                    )
+                ]
+                if changed:
+                    new.ability_n[i, changed] = new.ability_n_recent[i, changed]
+                    new.ability_sum[i, changed] = new.ability_sum_recent[i, changed]
+                    changes += len(changed)
         accepted += up.gate >= 0.5
         rejected += up.gate < 0.5
     np.clip(new.tau, tau_min, tau_max, out=new.tau)
@@ -378,7 +432,29 @@ def apply_updates(
     meta["accepted"] = int(meta.get("accepted", 0)) + int(accepted)
     meta["rejected"] = int(meta.get("rejected", 0)) + int(rejected)
     meta["last_updates"] = [u.evidence() for u in updates[-16:]]
+    if changes:
+        meta["ability_changes"] = int(meta.get("ability_changes", 0)) + changes
     return new
+
+
+CHANGE_MIN_RUNS = 8.0
+"""Mixture-weighted runs both sides of the change test need before a change can be called."""
+
+
+def _changed(n_recent: float, s_recent: float, n_all: float, s_all: float, z: float) -> bool:
+    """Whether an agent's recent accepted rate differs from its older one (two-proportion z).
+
+    Recent = the fast window; older = the ability evidence minus the window.
+    """
+    n_old = n_all - n_recent
+    if n_recent < CHANGE_MIN_RUNS or n_old < CHANGE_MIN_RUNS:
+        return False
+    s_old = min(max(s_all - s_recent, 0.0), n_old)
+    p_recent = min(s_recent / n_recent, 1.0)
+    p_old = s_old / n_old
+    pooled = (s_recent + s_old) / (n_recent + n_old)
+    var = pooled * (1.0 - pooled) * (1.0 / n_recent + 1.0 / n_old)
+    return bool(var > 0 and abs(p_recent - p_old) > z * math.sqrt(var))
 
 
 @dataclass(frozen=True)
