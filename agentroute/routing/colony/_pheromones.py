@@ -378,6 +378,13 @@ def apply_updates(
     query belongs to each task: an edge nobody takes keeps its value (no rich-get-richer
     decay of unexplored edges), and a rejected path loses pheromone (deposit 0) — so each τ^t_e
     is a recency-weighted estimate of accepted utility per unit cost.
+
+    With `change_z`, each (task, agent) also keeps a faster-evaporating recent window
+    (`change_rho`); when the window's accepted rate differs from the older evidence (the
+    ability evidence minus the window) by more than `change_z` standard errors, both holding
+    at least `CHANGE_MIN_RUNS` mixture-weighted runs, that task's ability evidence of the agent
+    is replaced by the window (counted in `meta["ability_changes"]`). The all-task evidence,
+    the back-off prior of tasks without their own, keeps fading at `ability_rho`.
     """
     new = state.copy()
     t_index = {t: i for i, t in enumerate(new.tasks)}
