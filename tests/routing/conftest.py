@@ -1,4 +1,4 @@
-"""Fixtures of the routing tests: routing contexts built by hand (no runtime needed)."""
+"""Fixtures of the routing tests: routing contexts built by hand (no runtime needed), data."""
 
 from __future__ import annotations
 
@@ -36,3 +36,14 @@ def make_ctx(registry: ar.Registry) -> MakeCtx:
         return RoutingContext(**values)
 
     return make
+
+
+def difficulty_data(n: int = 120) -> tuple[list[str], list[float], list[float]]:
+    """`n` prompts for difficulty scorers: every third is hard (cheap fails, strong passes)."""
+    texts, cheap, strong = [], [], []
+    for i in range(n):
+        hard = i % 3 == 0
+        texts.append(f"{'prove the theorem about primes' if hard else 'greet the user'} {i}")
+        cheap.append(0.0 if hard else 1.0)
+        strong.append(1.0)
+    return texts, cheap, strong

@@ -9,16 +9,7 @@ import pytest
 from agentroute.errors import ConfigurationError
 from agentroute.routing._difficulty import EnsembleScorer, LogisticScorer, _shrunk
 from agentroute.routing._difficulty_features import HashingEmbedder
-
-
-def _data(n: int = 120) -> tuple[list[str], list[float], list[float]]:
-    texts, cheap, strong = [], [], []
-    for i in range(n):
-        hard = i % 3 == 0
-        texts.append(f"{'prove the theorem about primes' if hard else 'greet the user'} {i}")
-        cheap.append(0.0 if hard else 1.0)
-        strong.append(1.0)
-    return texts, cheap, strong
+from tests.routing.conftest import difficulty_data as _data
 
 
 def _shares(knn_weight: float, lexical_weight: float) -> list[float]:

@@ -13,16 +13,7 @@ from agentroute.routing._difficulty import EnsembleScorer
 from agentroute.routing._difficulty_features import HashingEmbedder
 from agentroute.routing._difficulty_stack import Stacker, cross_predict
 from agentroute.stores import InMemoryTraceStore
-
-
-def _data(n: int = 120) -> tuple[list[str], list[float], list[float]]:
-    texts, cheap, strong = [], [], []
-    for i in range(n):
-        hard = i % 3 == 0
-        texts.append(f"{'prove the theorem about primes' if hard else 'greet the user'} {i}")
-        cheap.append(0.0 if hard else 1.0)
-        strong.append(1.0)
-    return texts, cheap, strong
+from tests.routing.conftest import difficulty_data as _data
 
 
 def test_the_stacker_learns_which_feature_predicts_the_gain() -> None:
