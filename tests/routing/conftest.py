@@ -38,12 +38,21 @@ def make_ctx(registry: ar.Registry) -> MakeCtx:
     return make
 
 
-def difficulty_data(n: int = 120) -> tuple[list[str], list[float], list[float]]:
-    """`n` prompts for difficulty scorers: every third is hard (cheap fails, strong passes)."""
+def difficulty_data(
+    n: int = 120,
+    *,
+    every: int = 3,
+    hard: str = "prove the theorem about primes",
+    easy: str = "greet the user",
+) -> tuple[list[str], list[float], list[float]]:
+    """`n` prompts for difficulty scorers: every `every`-th is hard (cheap fails, strong passes).
+
+    Returns texts (`hard` or `easy` plus the prompt's number), cheap and strong outcomes.
+    """
     texts, cheap, strong = [], [], []
     for i in range(n):
-        hard = i % 3 == 0
-        texts.append(f"{'prove the theorem about primes' if hard else 'greet the user'} {i}")
-        cheap.append(0.0 if hard else 1.0)
+        is_hard = i % every == 0
+        texts.append(f"{hard if is_hard else easy} {i}")
+        cheap.append(0.0 if is_hard else 1.0)
         strong.append(1.0)
     return texts, cheap, strong

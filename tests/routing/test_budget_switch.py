@@ -30,6 +30,7 @@ from agentroute.routing._difficulty_eval import calibrate_threshold, cheap_stron
 from agentroute.routing._difficulty_features import HashingEmbedder
 from agentroute.stores import InMemoryTraceStore
 from agentroute.testing import ScriptedModelClient
+from tests.routing.conftest import difficulty_data
 
 from ._switch import model_decision, switch_registry, switch_router
 
@@ -49,13 +50,7 @@ class FakeEmbedder:
 
 
 def _data(n: int = 60) -> tuple[list[str], list[float], list[float]]:
-    texts, cheap, strong = [], [], []
-    for i in range(n):
-        hard = i % 2 == 0
-        texts.append(f"{'proof of theorem' if hard else 'say hello'} {i}")
-        cheap.append(0.0 if hard else 1.0)
-        strong.append(1.0)
-    return texts, cheap, strong
+    return difficulty_data(n, every=2, hard="proof of theorem", easy="say hello")
 
 
 def _fitted_knn() -> KnnScorer:
