@@ -251,6 +251,15 @@ class ColonyPool:
 # ----------------------------------------------------------------------------- part (a)
 
 
+def pool_colony(
+    intent: Any, agents: Sequence[str], tasks: Sequence[TaskSpec], params: dict[str, Any]
+) -> AntColony:
+    """An `AntColony` with `params`, validated over the one-stage pool."""
+    colony = AntColony(intent=intent, **params)
+    colony.validate(pool_registry(agents, tasks), agents)
+    return colony
+
+
 def text_mixtures(okm: OnlineClusterIntent, x: np.ndarray) -> Callable[[int], Mixture]:
     """Query i's mixture from the online clusters (which learn from each query in turn)."""
 
@@ -383,11 +392,6 @@ def run_part_a(
     top_task = sims.argmax(1)
     print(f"    intent done in {time.perf_counter() - t0:.1f}s", flush=True)
 
-    def colony_for(intent_model: Any, reg_tasks: Sequence[TaskSpec]) -> AntColony:
-        col = AntColony(intent=intent_model, **params)
-        col.validate(pool_registry(agents, reg_tasks), agents)
-        return col
-
     warm_texts, warm_scores = pool["warm_texts"], pool["warm_scores"]
     warm_costs = pool["warm_costs"]
     wx = embedder.embed(warm_texts)
@@ -408,12 +412,12 @@ def run_part_a(
         runs = warm_runs if warm else None
         # Ant colony with declared tasks.
         name = f"ant-colony (declared tasks{label})"
-        col = colony_for(intent, tasks)
+        col = pool_colony(intent, agents, tasks, params)
         streams[name] = colony_stream(name, col, pool, seed, params, mixtures.__getitem__, runs)
         # Ant colony with online k-means task types (no declared tasks); a warm-up also
         # seeds the clusters with the examples.
         okm = OnlineClusterIntent(embedder, k=8)
-        col = colony_for(okm, ())
+        col = pool_colony(okm, agents, (), params)
         name = f"ant-colony (online k-means, text only{label})"
         streams[name] = colony_stream(name, col, pool, seed, params, text_mixtures(okm, x), runs)
         learners: list[Policy] = [EpsilonGreedy(m, len(tasks)), UCB1(m, len(tasks))]
@@ -929,8 +933,7 @@ def run_sweep(
         pool = load_pool(data, seed)
         x = embedder.embed(pool["texts"])
         okm = OnlineClusterIntent(embedder, **{"k": 8, **intent_params})
-        colony = AntColony(intent=okm, **params)
-        colony.validate(pool_registry(pool["agents"], ()), pool["agents"])
+        colony = pool_colony(okm, pool["agents"], (), params)
         st = colony_stream("text colony", colony, pool, seed, params, text_mixtures(okm, x))
         scores, costs = pool["scores"], pool["costs"]
         best = int(scores.mean(0).argmax())
@@ -988,20 +991,14 @@ def main() -> None:
         "--intent-param", action="append", default=[], help="OnlineClusterIntent k=v (--sweep)"
     )
     args = ap.parse_args()
+    params, intent_params = (
+        {k: json.loads(v) for k, _, v in (kv.partition("=") for kv in pairs)}
+        for pairs in (args.param, args.intent_param)
+    )
     if args.sweep:
-        run_sweep(
-            args.data,
-            parse_seeds(args.sweep),
-            {k: json.loads(v) for k, _, v in (kv.partition("=") for kv in args.param)},
-            {k: json.loads(v) for k, _, v in (kv.partition("=") for kv in args.intent_param)},
-            args.out,
-        )
+        run_sweep(args.data, parse_seeds(args.sweep), params, intent_params, args.out)
         return
     results: Path = args.out or RESULTS
-    params: dict[str, Any] = {}
-    for kv in args.param:
-        k, _, v = kv.partition("=")
-        params[k] = json.loads(v)
     parts = args.only or ["a", "b", "e2e"]
     results.mkdir(parents=True, exist_ok=True)
     out: dict[str, Any] = {}

@@ -347,8 +347,16 @@ def evaluate_pool(
     )
     task_index = {t: k for k, t in enumerate(task_names)}
     if warm_up:
-        learners = (colony, bandit)
-        _warm_up(lines[:warm_up], scores, costs, agents, mixture_of, task_index, learners)
+        _warm_up(
+            lines[:warm_up],
+            scores,
+            costs,
+            agents=agents,
+            mixture_of=mixture_of,
+            task_index=task_index,
+            colony=colony,
+            bandit=bandit,
+        )
     picks = np.zeros(n, dtype=int)
     for i in range(warm_up, n):
         available = np.flatnonzero(~np.isnan(scores[i]))
@@ -412,21 +420,22 @@ def _check_warm_up(warm_up: int, n: int) -> None:
         raise ConfigurationError(msg)
 
 
-def _warm_up(  # noqa: PLR0917 -- private helper of evaluate_pool, called once
+def _warm_up(
     lines: Sequence[PoolLine],
     scores: np.ndarray,
     costs: np.ndarray,
+    *,
     agents: Sequence[str],
     mixture_of: Any,
     task_index: dict[str, int],
-    learners: tuple[Any, _Bandit | None],
+    colony: Any,
+    bandit: _Bandit | None,
 ) -> None:
     """Learn from every recorded outcome of the warm-up lines (the first rows of `scores`)."""
     import asyncio
 
     from agentroute.routing.colony import WarmUpRun
 
-    colony, bandit = learners
     runs = []
     for i, line in enumerate(lines):
         mix = mixture_of(i)

@@ -143,11 +143,6 @@ def _number_in(value: object, upper: float = 1.0) -> float | None:
     return number if ok else None
 
 
-def _verdict_value(verdict: object) -> float | None:
-    """A judge's verdict as a number in [0, 1], or `None` when it is anything else."""
-    return _number_in(verdict)
-
-
 def _checked_run(
     i: int, run: WarmUpRun, graph: LayeredGraph, edges: set[Edge], tasks: Sequence[str]
 ) -> tuple[WarmUpRun, Mixture | None]:
@@ -372,7 +367,7 @@ class AntColony:
     name: ClassVar[str] = "ant-colony"
     version: ClassVar[str] = "2"
 
-    def __init__(
+    def __init__(  # noqa: PLR0915 - one assignment per documented parameter
         self,
         *,
         alpha: float = 1.0,
@@ -435,10 +430,8 @@ class AntColony:
         self.intent = intent_model
         self.ability = {a: dict(t) for a, t in (ability or {}).items()}
         self.ability_weight, self.ability_backoff = ability_weight, ability_backoff
-        self.ability_draw, self.lambdas = (
-            ability_draw,
-            (lambda_ability, lambda_load, lambda_latency),
-        )
+        self.ability_draw = ability_draw
+        self.lambdas = (lambda_ability, lambda_load, lambda_latency)
         self.cost_weight, self.latency_weight = cost_weight, latency_weight
         self.cost_scale, self.latency_scale = cost_scale, latency_scale
         self.latency_halflife = latency_halflife
@@ -942,7 +935,7 @@ class AntColony:
         if self.judge is None:
             return None
         verdict, error = await self._verdict(self.judge, traj)
-        value = _verdict_value(verdict) if error is None else None
+        value = _number_in(verdict) if error is None else None
         if value is None:
             self._judge_error(
                 traj,

@@ -235,11 +235,14 @@ class PheromoneState:
             )
             if name in value
         }
-        if "prior_left" in extra:
-            extra["prior_left"] = extra["prior_left"].reshape(len(tasks), len(edges))
-        for name in ("ability_n_recent", "ability_sum_recent"):
+        shapes = {
+            "prior_left": (len(tasks), len(edges)),
+            "ability_n_recent": (len(tasks), len(agents)),
+            "ability_sum_recent": (len(tasks), len(agents)),
+        }
+        for name, shape in shapes.items():
             if name in extra:
-                extra[name] = extra[name].reshape(len(tasks), len(agents))
+                extra[name] = extra[name].reshape(shape)
         return cls(tasks, edges, agents, tau, n, s, version, dict(value.get("meta", {})), **extra)
 
     def reconcile(

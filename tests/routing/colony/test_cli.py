@@ -135,7 +135,7 @@ def test_pheromones_show_versions_diff_export_rollback(tmp_path: Path) -> None:
     assert "as version 4" in run("rollback", "1")
 
 
-def _head(path: Path, skip: int, out: Path) -> Path:
+def _rest(path: Path, skip: int, out: Path) -> Path:
     """The lines of `path` after the first `skip` (the stream a warm-up of `skip` leaves)."""
     out.write_text("".join(path.read_text().splitlines(keepends=True)[skip:]))
     return out
@@ -150,7 +150,7 @@ def test_warm_up_serves_the_per_task_best_agent_from_the_first_streamed_query(
     (0.9) and above their cold selves, which spend those lines exploring.
     """
     path = _outcomes(tmp_path / "o.jsonl", n=240)
-    rest = _head(path, 200, tmp_path / "rest.jsonl")
+    rest = _rest(path, 200, tmp_path / "rest.jsonl")
     for strategy in ("ant-colony", "ucb"):
         args = ("--strategy", strategy, "--tasks-from", "field")
         warm = _run("--outcomes", str(path), "--warm-up", "200", *args)
