@@ -7,6 +7,8 @@ mistakes (bad specs, unknown names, malformed content) are kept apart from failu
 AgentRouteError
 ├── ConfigurationError          a definition is wrong; fix the code or the content file
 │   └── ContentError            a SKILL.md or graph YAML file is malformed (names the file)
+├── MissingExtraError           an optional dependency is not installed (also an ImportError;
+│                               the message names the `pip install` to run)
 ├── RunError                    a run failed or was stopped (carries run_id when known)
 │   ├── AgentError              an agent function raised or timed out
 │   ├── RoutingError            a strategy raised or returned an invalid decision
@@ -41,6 +43,7 @@ __all__ = [
     "BudgetExceeded",
     "ConfigurationError",
     "ContentError",
+    "MissingExtraError",
     "ModelAuthError",
     "ModelBadRequest",
     "ModelCallError",
@@ -78,6 +81,13 @@ class ContentError(ConfigurationError):
     def __init__(self, path: str, message: str) -> None:
         super().__init__(f"{path}: {message}")
         self.path = path
+
+
+class MissingExtraError(AgentRouteError, ImportError):
+    """An optional dependency is not installed; the message names the `pip install` to run.
+
+    It is an `ImportError` too, so `except ImportError` around an optional feature still works.
+    """
 
 
 class RunError(AgentRouteError):

@@ -23,7 +23,7 @@ from rich.table import Table
 from rich.text import Text
 
 from agentroute.cli._common import DEFAULT_DB, DbOption, echo_json, opened_store, stdout
-from agentroute.errors import ConfigurationError, StoreError
+from agentroute.errors import ConfigurationError, MissingExtraError, StoreError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -270,8 +270,8 @@ def export(
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError as exc:
-        msg = "pheromones export needs matplotlib: pip install matplotlib"
-        raise ConfigurationError(msg) from exc
+        msg = "pheromones export needs matplotlib: pip install 'agentroute[plots]'"
+        raise MissingExtraError(msg) from exc
     import numpy as np
 
     with opened_store(db, existing=True) as store:

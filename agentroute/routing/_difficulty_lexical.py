@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from agentroute.errors import ConfigurationError
+from agentroute.errors import ConfigurationError, MissingExtraError
 from agentroute.routing._difficulty_neighbours import label_mean, shrunk_mean, top_k
 from agentroute.routing.embeddings._sentence_transformers import EMBEDDINGS_EXTRA
 
@@ -157,7 +157,7 @@ class LexicalNeighbours:
             from sklearn.feature_extraction.text import TfidfVectorizer
         except ImportError as exc:
             msg = f"the lexical member of EnsembleScorer needs scikit-learn: {EMBEDDINGS_EXTRA}"
-            raise ImportError(msg) from exc
+            raise MissingExtraError(msg) from exc
         min_df = self.min_df if len(texts) >= 2 * self.min_df else 1
         vectorizer: Any = TfidfVectorizer(
             sublinear_tf=True,

@@ -36,7 +36,7 @@ import numpy.typing as npt
 import structlog
 
 from agentroute._jsonl import json_lines
-from agentroute.errors import ConfigurationError
+from agentroute.errors import ConfigurationError, MissingExtraError
 from agentroute.registry import Registry
 from agentroute.routing._agent_scoring import (
     ThresholdChoice,
@@ -739,7 +739,7 @@ def _fit_linear(
         from sklearn.linear_model import LogisticRegression
     except ImportError as exc:  # pragma: no cover - scikit-learn comes with the extra
         msg = "the linear head needs scikit-learn: pip install 'agentroute[embeddings]'"
-        raise ImportError(msg) from exc
+        raise MissingExtraError(msg) from exc
     vectorizer = None
     features: Any = x
     if lexical:

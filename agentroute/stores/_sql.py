@@ -66,6 +66,7 @@ from sqlmodel import Field, SQLModel
 
 from agentroute.errors import (
     ConfigurationError,
+    MissingExtraError,
     RunNotFound,
     StateConflict,
     StoreError,
@@ -524,7 +525,7 @@ def _parse_url(url: str) -> tuple[URL, str]:
                 f"the store {masked} needs the PostgreSQL driver psycopg: "
                 "pip install 'agentroute[postgres]'"
             )
-            raise ImportError(msg)
+            raise MissingExtraError(msg)
         return parsed.set(drivername="postgresql+psycopg"), masked
     if parsed.drivername in _SQLITE_DRIVERS:
         database = parsed.database or ""

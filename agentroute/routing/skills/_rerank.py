@@ -21,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 import structlog
 
-from agentroute.errors import ConfigurationError, did_you_mean
+from agentroute.errors import ConfigurationError, MissingExtraError, did_you_mean
 from agentroute.routing._protocol import Complete
 from agentroute.routing.embeddings._sentence_transformers import EMBEDDINGS_EXTRA
 from agentroute.routing.skills._index import Retrieved, SkillIndex
@@ -541,7 +541,7 @@ class CrossEncoderReranker:
                     from sentence_transformers import CrossEncoder
                 except ImportError as exc:
                     msg = f"CrossEncoderReranker needs sentence-transformers: {EMBEDDINGS_EXTRA}"
-                    raise ImportError(msg) from exc
+                    raise MissingExtraError(msg) from exc
                 model = CrossEncoder(self.model, max_length=self.max_length)
                 if self.applied_activation is None:
                     decided = _model_activation(model)

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import structlog
 
+from agentroute.errors import MissingExtraError
 from agentroute.routing.embeddings import (
     Matrix,
     bundled_minilm_path,
@@ -88,7 +89,7 @@ def distill_static_model(
             "distilling the static model needs torch, transformers and scikit-learn: "
             f"{EMBEDDINGS_EXTRA}"
         )
-        raise ImportError(msg) from exc
+        raise MissingExtraError(msg) from exc
     source = bundled_minilm_path()
     tokenizer: Any = AutoTokenizer.from_pretrained(str(source))
     model: Any = AutoModel.from_pretrained(str(source))
@@ -163,7 +164,7 @@ class StaticEmbedder:
                     from tokenizers import Tokenizer
                 except ImportError as exc:  # pragma: no cover - ships with the extra
                     msg = f"StaticEmbedder needs the tokenizers package: {EMBEDDINGS_EXTRA}"
-                    raise ImportError(msg) from exc
+                    raise MissingExtraError(msg) from exc
                 path = self.path
                 if not (path / "embeddings.npy").exists():
                     if self._path is not None:
