@@ -148,8 +148,9 @@ def agents(  # noqa: PLR0917 - one option per flag, as Typer needs
     )
 
     records = read_agents(agents_file)
-    queries = read_queries(queries_file)
-    val = read_queries(val_file) if val_file is not None else None
+    known = {r.name for r in records}
+    queries = read_queries(queries_file, known)
+    val = read_queries(val_file, known) if val_file is not None else None
     has_examples = any(r.examples for r in records)
     chosen = strategy or (Strategy.example if has_examples else Strategy.description)
     if chosen is Strategy.reasoning and not model:

@@ -324,7 +324,7 @@ def evaluate_pool(
         for a, c in line.costs.items():
             if a in index:
                 costs[i, index[a]] = c
-    task_names, mixture_of, _ = _task_source(lines, tasks_from, clusters)
+    task_names, mixture_of, mode = _task_source(lines, tasks_from, clusters)
     rng = np.random.default_rng(seed)
     # One definition of the best single agent, used for its pick, quality, cost and regret:
     # the agent whose mean score over *every* line is highest, a line where it has no recorded
@@ -333,7 +333,7 @@ def evaluate_pool(
     filled = np.nan_to_num(scores, nan=0.0)
     best = int(np.argmax(filled[warm_up:].mean(0)))
     single_score = filled[warm_up:, best]
-    text_mode = task_names[:1] == ["c0"] and clusters > 0 and tasks_from is not TasksFrom.field
+    text_mode = mode is TasksFrom.text
     colony = (
         _colony_for(agents, task_names, text_mode, clusters, seed)
         if (strategy is PoolStrategy.ant_colony)

@@ -13,13 +13,13 @@ import math
 import re
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from agentroute._jsonl import json_lines
-from agentroute.errors import ConfigurationError
+from agentroute.errors import ConfigurationError, did_you_mean
 from agentroute.registry import Registry
 from agentroute.registry._specs import NAME_PATTERN
 from agentroute.routing._protocol import Complete, RouteDecision, RoutingContext, RoutingStrategy
@@ -84,11 +84,16 @@ def read_agents(path: str | Path) -> list[AgentRecord]:
     return list(merged.values())
 
 
-def read_queries(path: str | Path) -> list[QueryRecord]:
+def read_queries(path: str | Path, agents: Collection[str] | None = None) -> list[QueryRecord]:
     """Read a QUERIES file.
 
+    Args:
+        path: The file.
+        agents: The agent names the gold labels must come from; `None` = not checked.
+
     Raises:
-        ConfigurationError: A line without `text` (names the line), or no query at all.
+        ConfigurationError: A line without `text`, or a gold agent not in `agents` (names the
+            line), or no query at all.
     """
     out: list[QueryRecord] = []
     for lineno, obj in json_lines(path):
@@ -101,7 +106,17 @@ def read_queries(path: str | Path) -> list[QueryRecord]:
             gold = []
         if isinstance(gold, str):
             gold = [gold] if gold else []
-        out.append(QueryRecord(text.strip(), tuple(str(g) for g in gold)))
+        golds = tuple(str(g) for g in gold)
+        if agents is not None:
+            unknown = [g for g in golds if g not in agents]
+            if unknown:
+                hint = did_you_mean(unknown[0], agents)
+                msg = (
+                    f"{path}:{lineno}: gold agent {unknown[0]!r} is not in the agents file "
+                    f"(an empty gold list means out of scope){hint}"
+                )
+                raise ConfigurationError(msg)
+        out.append(QueryRecord(text.strip(), golds))
     if not out:
         msg = f"{path}: no queries"
         raise ConfigurationError(msg)

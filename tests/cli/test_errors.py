@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -103,3 +104,20 @@ def test_importing_the_cli_loads_no_engine() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == "[]"
+
+
+def test_eval_agents_refuses_a_gold_label_that_names_no_agent(
+    invoke: Invoke, tmp_path: Path
+) -> None:
+    """`eval agents` stops at a gold typo (one line, the file and line) before any work.
+
+    It once scored such queries as misrouted, reporting accuracy 0 without a word.
+    """
+    agents = tmp_path / "agents.jsonl"
+    agents.write_text('{"name": "billing", "description": "Invoices and refunds."}\n')
+    queries = tmp_path / "queries.jsonl"
+    queries.write_text('{"text": "refund please", "gold": ["nosuch"]}\n')
+    result = invoke("eval", "agents", "--agents", str(agents), "--queries", str(queries))
+    assert result.exit_code == 1, result.output
+    assert result.stderr.startswith(f"error: {queries}:1: gold agent 'nosuch' is not in")
+    assert result.stderr.count("\n") == 1

@@ -125,3 +125,23 @@ def test_json_output_never_holds_nan(capsys: pytest.CaptureFixture[str]) -> None
         "b": [1.0, None, [None, 2]],
         "c": "x",
     }
+
+
+def test_a_task_named_c0_is_still_a_declared_task(invoke: Invoke, tmp_path: Path) -> None:
+    """Lines whose `task` values include `c0` run in field mode, as the default promises.
+
+    The colony once took a first task name `c0` for its own text clusters and ran them as such,
+    so the same file scored differently with and without `--tasks-from field`.
+    """
+    rows = []
+    for i in range(60):
+        task = "c0" if i % 2 else "returns"
+        good = "A" if task == "c0" else "B"
+        outcomes = {"A": 1.0 if good == "A" else 0.0, "B": 1.0 if good == "B" else 0.0}
+        rows.append({"id": str(i), "text": f"q{i}", "task": task, "outcomes": outcomes})
+    path = _write(tmp_path / "outcomes.jsonl", rows)
+    default = invoke("eval", "pool", "--outcomes", str(path), "--json")
+    field = invoke("eval", "pool", "--outcomes", str(path), "--tasks-from", "field", "--json")
+    assert default.exit_code == 0, default.output
+    assert field.exit_code == 0, field.output
+    assert _strict_json(default.stdout) == _strict_json(field.stdout)

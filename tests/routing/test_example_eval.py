@@ -82,3 +82,16 @@ def test_p95_is_the_nearest_rank_not_the_maximum() -> None:
     m = routing_metrics([["a"]] * 20, [["a"]] * 20, latencies_ms=[float(i) for i in range(1, 21)])
     assert m.p95_ms == 19.0
     assert m.p50_ms == 10.5
+
+
+def test_a_gold_agent_missing_from_the_agents_file_is_an_error(tmp_path: Path) -> None:
+    """A typo in a gold label fails with `file:line` and a suggestion, instead of scoring 0.
+
+    The command passes the agents file's names; without them nothing is checked.
+    """
+    queries = tmp_path / "q.jsonl"
+    queries.write_text('{"text": "a", "gold": ["billing"]}\n{"text": "b", "gold": ["biling"]}\n')
+    with pytest.raises(ConfigurationError, match=r"q\.jsonl:2: gold agent 'biling'.*'billing'"):
+        read_queries(queries, {"billing", "shipping"})
+    assert len(read_queries(queries)) == 2
+    assert len(read_queries(queries, {"billing", "biling"})) == 2
