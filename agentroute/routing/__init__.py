@@ -13,7 +13,7 @@ from agentroute.routing._catalog import (
     register_strategy,
     strategy_names,
 )
-from agentroute.routing._composite import Fallback, FirstMatch
+from agentroute.routing._composite import Fallback, FirstMatch, strategy_tree
 from agentroute.routing._describe import describe_strategy
 from agentroute.routing._protocol import (
     BudgetView,
@@ -148,4 +148,5 @@ __all__ = [
     "register_strategy",
     "signal_from_config",
     "strategy_names",
+    "strategy_tree",
 ]

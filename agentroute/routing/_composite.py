@@ -9,7 +9,7 @@ from agentroute.errors import ConfigurationError
 from agentroute.routing._describe import describe_strategy
 from agentroute.routing._protocol import RouteDecision, RoutingContext, RoutingStrategy
 
-__all__ = ["Fallback", "FirstMatch"]
+__all__ = ["Fallback", "FirstMatch", "strategy_tree"]
 
 
 class FirstMatch:
@@ -17,6 +17,10 @@ class FirstMatch:
 
     Exceptions propagate (use `Fallback` to survive them). The evidence lists every strategy
     asked and what it said.
+
+    The router treats the inner strategies as it would treat them in a slot of their own: each
+    is bound to the trace store and validated at `Router.compile()`, learns from finished runs
+    (if it learns), and is closed with the router (see `strategy_tree`).
     """
 
     name: ClassVar[str] = "first-match"
@@ -64,6 +68,21 @@ class Fallback(FirstMatch):
 
     name: ClassVar[str] = "fallback"
     _catch: ClassVar[bool] = True
+
+
+def strategy_tree(strategy: RoutingStrategy | None) -> list[RoutingStrategy]:
+    """`strategy` and, depth first, every strategy nested in it by `FirstMatch`/`Fallback`.
+
+    The router walks this list for its lifecycle hooks (`bind_store`, `validate`, `learn`,
+    `close`), so a learning strategy inside a composite learns as it would in its own slot.
+    """
+    if strategy is None:
+        return []
+    out = [strategy]
+    if isinstance(strategy, FirstMatch):
+        for inner in strategy.strategies:
+            out.extend(strategy_tree(inner))
+    return out
 
 
 def _err(exc: BaseException) -> str:

@@ -32,6 +32,15 @@ class Rule:
     out_of_scope: bool = False
 
     def __post_init__(self) -> None:
+        choose: Any = self.choose
+        if isinstance(choose, str):  # `choose="billing"` is one name, not its characters
+            choose = (choose,)
+        if not isinstance(choose, list | tuple) or not all(
+            isinstance(c, str) and c for c in choose
+        ):
+            msg = f"rule {self.name!r}: choose takes names (strings), got {self.choose!r}"
+            raise ConfigurationError(msg)
+        object.__setattr__(self, "choose", tuple(choose))
         if self.out_of_scope == bool(self.choose):
             msg = (
                 f"rule {self.name!r}: give either `choose` (names) or `out_of_scope: true`, "
@@ -73,7 +82,22 @@ class Rules:
             raise ConfigurationError(msg)
         if isinstance(default, str):  # `default: general` in YAML is one name, not characters
             default = (default,)
+        if default is not None and (
+            not isinstance(default, list | tuple)
+            or not all(isinstance(d, str) and d for d in default)
+        ):
+            msg = f"Rules(default=...) takes a name or a list of names, got {default!r}"
+            raise ConfigurationError(msg)
         self.default = tuple(default) if default is not None else None
+
+    def fixed_choices(self) -> tuple[str, ...]:
+        """Every name a rule or the default may choose.
+
+        `Router.compile()` checks them against the registry, so a misspelt name fails there,
+        not when its rule first fires in a live run.
+        """
+        names = [n for r in self.rules for n in r.choose] + list(self.default or ())
+        return tuple(dict.fromkeys(names))
 
     def params(self) -> dict[str, Any]:
         """Parameters for the trace."""

@@ -28,8 +28,19 @@ class Static:
         if then not in ("finish", "route"):
             msg = f"Static(then={then!r}): use 'finish' or 'route'"
             raise ConfigurationError(msg)
+        bad = [c for c in choices if not isinstance(c, str) or not c]
+        if bad:
+            msg = (
+                f"Static takes names as separate arguments, e.g. Static('billing', 'shipping'); "
+                f"got {bad[0]!r}"
+            )
+            raise ConfigurationError(msg)
         self.choices = tuple(choices)
         self.then = then
+
+    def fixed_choices(self) -> tuple[str, ...]:
+        """The names it chooses (checked against the registry at `Router.compile()`)."""
+        return self.choices
 
     def params(self) -> dict[str, Any]:
         """Parameters for the trace."""

@@ -26,6 +26,7 @@ from agentroute.routing import (
     build_refiner,
     build_strategy,
     describe_strategy,
+    strategy_tree,
 )
 from agentroute.runtime._engine import Engine, RunState
 from agentroute.runtime._recorder import RunRecorder, scrub_text
@@ -251,7 +252,7 @@ class Router:
             raise ConfigurationError(msg)
         for name in self.registry.models:
             self.priced_model(name)
-        for strategy in (self.agent_strategy, self.skills_strategy, self.model_strategy):
+        for strategy in self._strategies():
             bind = getattr(strategy, "bind_store", None)
             if callable(bind):
                 # Learning strategies keep their state (pheromones, memories) in the trace
@@ -262,13 +263,35 @@ class Router:
                 # Strategies with structural needs (a layered graph, declared tiers, examples)
                 # fail here, at compile time, with a ConfigurationError.
                 check(self.registry, self.agent_candidates())
-        self._learners = [
-            s
-            for s in (self.agent_strategy, self.skills_strategy, self.model_strategy)
-            if isinstance(s, LearningStrategy)
-        ]
+        self._check_fixed_choices()
+        self._learners = [s for s in self._strategies() if isinstance(s, LearningStrategy)]
         self._compiled = self._engine.build().compile(checkpointer=self.checkpointer)
         return self
+
+    def _strategies(self) -> list[RoutingStrategy]:
+        """Every slot's strategy, and the strategies nested in composites (depth first)."""
+        slots = (self.agent_strategy, self.skills_strategy, self.model_strategy)
+        return [s for slot in slots for s in strategy_tree(slot)]
+
+    def _check_fixed_choices(self) -> None:
+        """Names a strategy always may choose (`Static`, `Rules`) must exist in its slot."""
+        slots = (
+            ("agent", "agent", self.agent_strategy, self.registry.agents),
+            ("skills", "skill", self.skills_strategy, self.registry.skills),
+            ("model", "model", self.model_strategy, self.registry.models),
+        )
+        for slot, noun, top, known in slots:
+            for strategy in strategy_tree(top):
+                names = getattr(strategy, "fixed_choices", None)
+                unknown = [n for n in names() if n not in known] if callable(names) else []
+                if unknown:
+                    name = unknown[0]
+                    label = describe_strategy(strategy)["strategy"]
+                    msg = (
+                        f"{slot} strategy {label!r} chooses unknown {noun} {name!r}"
+                        f"{did_you_mean(name, known)}"
+                    )
+                    raise ConfigurationError(msg)
 
     @property
     def graph(self) -> Any:
@@ -728,7 +751,7 @@ class Router:
 
         Strategies with a `close()` (e.g. a learning worker) are stopped first.
         """
-        for strategy in (self.agent_strategy, self.skills_strategy, self.model_strategy):
+        for strategy in self._strategies():
             stop = getattr(strategy, "close", None)
             if callable(stop):
                 stop()
