@@ -128,6 +128,7 @@ class Router:
         self._client = client
         self.agents = tuple(agents) if agents is not None else None
         self.limits = limits or LimitsSpec()
+        _check_budget(budget, "Router(budget=...)")
         self.budget = budget
         self.out_of_scope = out_of_scope
         self.out_of_scope_message = out_of_scope_message
@@ -475,6 +476,7 @@ class Router:
     ) -> RunResult:
         explicit_id = run_id is not None
         _check_run_args(task, seed)
+        _check_budget(budget, "run(budget=...)")
         _check_metadata(metadata)
         task = scrub_text(task)  # what the agents see is what the trace records
         self.compile()
@@ -805,6 +807,16 @@ def _check_metadata(metadata: object) -> None:
                 f"is recorded as JSON, so use string keys, e.g. {str(key)!r}"
             )
             raise ConfigurationError(msg)
+
+
+def _check_budget(budget: object, where: str) -> None:
+    """Refuse a budget that is not a `Budget` (a bare number is ambiguous: dollars? calls?)."""
+    if budget is not None and not isinstance(budget, Budget):
+        example = (
+            f"Budget(usd={budget!r})" if isinstance(budget, int | float) else "Budget(usd=0.05)"
+        )
+        msg = f"{where} takes an agentroute Budget, e.g. {example}; got {type(budget).__name__}"
+        raise ConfigurationError(msg)
 
 
 def _check_run_args(task: object, seed: object) -> None:

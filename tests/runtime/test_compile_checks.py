@@ -119,3 +119,19 @@ def test_rule_choose_takes_one_name_or_a_list() -> None:
     """`choose="billing"` is one name, and a list becomes a tuple (as the YAML form does)."""
     assert Rule("r", ar.Keywords("x"), "billing").choose == ("billing",)  # type: ignore[arg-type]
     assert Rule("r", ar.Keywords("x"), ["a", "b"]).choose == ("a", "b")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("budget", [0.05, 1, "0.05"])
+def test_a_bare_number_as_budget_is_refused_with_the_fix(
+    make_router: MakeRouter, budget: Any
+) -> None:
+    """`budget=0.05` (a slip for `Budget(usd=0.05)`) is a ConfigurationError naming the fix.
+
+    It used to fail deep in the ledger with an AttributeError, after the run had started.
+    """
+    router = make_router(Static("general"))
+    with pytest.raises(ar.ConfigurationError, match=r"takes an agentroute Budget, e\.g\. Budget"):
+        router.run_sync("hi", budget=budget)
+    with pytest.raises(ar.ConfigurationError, match=r"Router\(budget=\.\.\.\)"):
+        make_router(Static("general"), budget=budget)
+    assert router.store.list_runs() == []
