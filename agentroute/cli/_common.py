@@ -7,7 +7,7 @@ import math
 import os
 import shlex
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 from urllib.parse import unquote
@@ -166,6 +166,8 @@ def opened_store(url: str, *, existing: bool = False) -> Iterator[TraceStore]:
             f"`agentroute demo{db_flag(url)}`"
         )
         raise ConfigurationError(msg)
+    if path is not None:
+        _check_trace_file(path, url)
     try:
         store = open_store(url)
     except ImportError as exc:  # a missing extra: the message names the pip install
@@ -174,6 +176,33 @@ def opened_store(url: str, *, existing: bool = False) -> Iterator[TraceStore]:
         yield store
     finally:
         store.close()
+
+
+def _check_trace_file(path: Path, url: str) -> None:
+    """Refuse to read (and so create tables in) a SQLite file that holds no trace.
+
+    Opening a store creates its tables; a read command pointed at an empty file or at another
+    application's database would otherwise add nine tables to it and report "no runs".
+    """
+    import sqlite3
+
+    hint = (
+        "check --db (or AGENTROUTE_DB), or record runs into it first, e.g. with "
+        f"`agentroute demo{db_flag(url)}`"
+    )
+    try:
+        # The file exists (checked first), so connecting creates nothing; reading the schema
+        # writes nothing.
+        with closing(sqlite3.connect(path)) as db:
+            rows = db.execute("SELECT name FROM sqlite_master WHERE type='table'").fetchall()
+        names = [str(r[0]) for r in rows]
+    except sqlite3.DatabaseError as exc:
+        msg = f"{str(path)!r} is not a SQLite database ({exc}); {hint}"
+        raise ConfigurationError(msg) from exc
+    if not any(n.startswith("agentroute_") for n in names):
+        what = f"a SQLite database of {len(names)} other table(s)" if names else "an empty file"
+        msg = f"no agentroute trace in {url}: {str(path)!r} is {what}; {hint}"
+        raise ConfigurationError(msg)
 
 
 def resolve_run_id(store: TraceStore, ref: str, url: str) -> str:

@@ -121,3 +121,35 @@ def test_eval_agents_refuses_a_gold_label_that_names_no_agent(
     assert result.exit_code == 1, result.output
     assert result.stderr.startswith(f"error: {queries}:1: gold agent 'nosuch' is not in")
     assert result.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("content", ["foreign", "empty", "text"])
+def test_read_commands_never_write_into_a_file_that_holds_no_trace(
+    invoke: Invoke, tmp_path: Path, content: str
+) -> None:
+    """`runs list` on another app's database, an empty file or a text file is one error line.
+
+    Opening a store creates its tables, so the command used to add nine `agentroute_*` tables
+    to whatever `--db` named and print "no runs". The file must be left byte for byte as it was.
+    """
+    import sqlite3
+    from contextlib import closing
+
+    path = tmp_path / "other.db"
+    if content == "foreign":
+        with closing(sqlite3.connect(path)) as db:
+            db.execute("CREATE TABLE users (id INTEGER)")
+            db.commit()
+    else:
+        path.write_bytes(b"" if content == "empty" else b"not a database, just notes\n" * 100)
+    before = path.read_bytes()
+    result = invoke("runs", "list", "--db", f"sqlite:///{path}")
+    assert result.exit_code == 1, result.output
+    assert result.stderr.count("\n") == 1
+    expected = {
+        "foreign": "is a SQLite database of 1 other table(s)",
+        "empty": "is an empty file",
+        "text": "is not a SQLite database",
+    }[content]
+    assert expected in result.stderr
+    assert path.read_bytes() == before
