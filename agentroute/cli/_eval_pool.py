@@ -3,7 +3,7 @@
 ```text
 agentroute eval pool --outcomes OUTCOMES.jsonl
     [--strategy ant-colony|ucb|epsilon-greedy|random|best-single]
-    [--tasks-from text|field] [--clusters 8] [--warm-up N] [--seed 0] [--json]
+    [--tasks-from text|field] [--clusters 12] [--warm-up N] [--seed 0] [--json]
 ```
 
 OUTCOMES lines: `{"id", "text", "task"?, "outcomes": {agent: score 0..1}, "costs"?: {agent: $}}`.
@@ -291,7 +291,7 @@ def evaluate_pool(
     strategy: PoolStrategy,
     *,
     tasks_from: TasksFrom | None = None,
-    clusters: int = 8,
+    clusters: int = 12,
     seed: int = 0,
     warm_up: int = 0,
 ) -> PoolReport:
@@ -524,7 +524,7 @@ def pool(
     ] = None,
     clusters: Annotated[
         int, typer.Option("--clusters", min=1, help="Task types inferred with --tasks-from text.")
-    ] = 8,
+    ] = 12,
     warm_up: Annotated[
         int,
         typer.Option(

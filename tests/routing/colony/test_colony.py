@@ -284,8 +284,9 @@ def test_posterior_draws_explore_an_untried_agent_and_greedy_does_not() -> None:
     for draw in (True, False):
         colony = make_colony(q0=1.0, ability_draw=draw, alpha=0.0)
         colony.validate(build_registry(), ["plan_a", "plan_b", "solve_a", "solve_b"])
-        _learn(colony, ("plan_a", "solve_a"), {"math": 1.0}, True, 30)
-        _learn(colony, ("plan_a", "solve_a"), {"math": 1.0}, False, 20)
+        for _ in range(10):  # interleaved: a steady 60% agent, not a drift for the change test
+            _learn(colony, ("plan_a", "solve_a"), {"math": 1.0}, True, 3)
+            _learn(colony, ("plan_a", "solve_a"), {"math": 1.0}, False, 2)
         mix = Mixture({"math": 1.0})
         picks[draw] = [
             colony.decide(START, ["plan_a", "plan_b"], mix, seed=s).pick for s in range(200)
