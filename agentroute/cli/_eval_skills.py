@@ -162,7 +162,7 @@ def _settings(strategy: str, k: int, embedder: str | None, reranker: str | None)
     """The `RetrieveRerank` keyword arguments the options ask for (checked)."""
     if strategy not in _STRATEGIES:
         hint = did_you_mean(strategy, _STRATEGIES)
-        msg = f"unknown --strategy {strategy!r}{hint}; one of {list(_STRATEGIES)}"
+        msg = f"unknown --strategy {strategy!r}{hint}"
         raise ConfigurationError(msg)
     if k < 1:
         msg = f"--k must be at least 1, got {k}"

@@ -22,7 +22,14 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from agentroute.cli._common import DEFAULT_DB, DbOption, echo_json, opened_store, stdout
+from agentroute.cli._common import (
+    DEFAULT_DB,
+    DbOption,
+    db_flag,
+    echo_json,
+    opened_store,
+    stdout,
+)
 from agentroute.errors import ConfigurationError, MissingExtraError, StoreError
 
 if TYPE_CHECKING:
@@ -87,11 +94,14 @@ def _book(store: TraceStore, key: str | None) -> PheromoneBook:
     return PheromoneBook(store, key)
 
 
-def _load(book: PheromoneBook, version: int | None) -> PheromoneState:
+def _load(book: PheromoneBook, version: int | None, db: str = DEFAULT_DB) -> PheromoneState:
     state = book.load(version)
     if state is None:
         which = f"version {version} of " if version else ""
-        msg = f"no {which}pheromone state {book.key!r} in this store"
+        msg = (
+            f"no {which}pheromone state {book.key!r} in this store; list its versions with "
+            f"`agentroute pheromones versions{db_flag(db)} --key {book.key}`"
+        )
         raise StoreError(msg)
     return state
 
@@ -172,7 +182,7 @@ def show(
     """
     with opened_store(db, existing=True) as store:
         book = _book(store, key)
-        state = _load(book, version)
+        state = _load(book, version, db)
     names = _tasks(state, task)
     effective = not raw and "tau" in state.meta
     if as_json:
@@ -246,7 +256,9 @@ def rollback(
 ) -> None:
     """Restore an old version by writing it as the newest one (history is kept)."""
     with opened_store(db, existing=True) as store:
-        state = _book(store, key).rollback(version)
+        book = _book(store, key)
+        _load(book, version, db)  # a missing version names the command that lists them
+        state = book.rollback(version)
     typer.echo(f"restored version {version} as version {state.version}")
 
 
@@ -276,7 +288,7 @@ def export(
 
     with opened_store(db, existing=True) as store:
         book = _book(store, key)
-        state = _load(book, version)
+        state = _load(book, version, db)
     out.mkdir(parents=True, exist_ok=True)
     sources = sorted({e[0] for e in state.edges}, key=lambda s: (s != "__start__", s))
     dests = sorted({e[1] for e in state.edges})

@@ -249,7 +249,11 @@ def _counterfactual_router(registry: Registry, graph: str, store: TraceStore) ->
         if bundled.exists():
             path = bundled
     if not path.exists():
-        msg = f"--router {graph!r}: no such graph file (give a path to a graph YAML file)"
+        names = sorted(p.stem for p in content_dir("graphs").glob("*.yaml"))
+        msg = (
+            f"--router {graph!r}: no such graph file; give a path to a graph YAML file or a "
+            f"bundled graph's name ({', '.join(names)})"
+        )
         raise ConfigurationError(msg)
     return Router.from_graph(registry, path, store=store, client=_NoModelCalls())
 

@@ -83,8 +83,10 @@ def read_graph_file(path: Path) -> GraphSpec:
         data: Any = safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise ContentError(str(path), "no such file") from exc
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise ContentError(str(path), f"not valid UTF-8 YAML: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ContentError(str(path), f"not UTF-8 text: {exc}") from exc
+    except yaml.YAMLError as exc:
+        raise ContentError(str(path), f"not valid YAML: {exc}") from exc
     if not isinstance(data, dict):
         raise ContentError(
             str(path), "a graph file must be a YAML mapping with 'name' and 'router'"

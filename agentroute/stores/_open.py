@@ -32,7 +32,15 @@ def open_store(url: str | TraceStore | None = None) -> TraceStore:
         from agentroute.stores._sql import SqlTraceStore
 
         return SqlTraceStore(url)
-    scheme = url.partition(":")[0] if ":" in url else url[:20]
+    if ":" not in url:
+        # A bare path (no scheme, so no password to hide): say which URL it probably meant.
+        msg = (
+            f"store URL {url!r} has no scheme; for a SQLite file write 'sqlite:///{url}' "
+            "(three slashes, then the path), or use 'memory://' or "
+            "'postgresql://user@host:5432/db'"
+        )
+        raise ConfigurationError(msg)
+    scheme = url.partition(":")[0]
     # Only the scheme is shown: the rest of a URL may carry a password.
     msg = (
         f"unsupported store URL scheme {scheme!r}: use 'memory://', 'sqlite:///path.db' or "

@@ -529,6 +529,13 @@ def _parse_url(url: str) -> tuple[URL, str]:
         return parsed.set(drivername="postgresql+psycopg"), masked
     if parsed.drivername in _SQLITE_DRIVERS:
         database = parsed.database or ""
+        if database == "" and parsed.host:
+            msg = (
+                f"the SQLite store {masked} names {parsed.host!r} as a host: a SQLite URL has "
+                f"three slashes before a relative path ('sqlite:///{parsed.host}') and four "
+                "before an absolute one ('sqlite:////tmp/trace.db')"
+            )
+            raise ConfigurationError(msg)
         if database in ("", ":memory:"):
             msg = (
                 f"the SQLite store {masked} needs a file: in-memory SQLite is not shared between "

@@ -90,6 +90,17 @@ def test_counterfactual_replay_against_another_graph_shows_the_differences(
         assert all(store.get_run(r).run.replay_of is None for r in store.run_ids())
 
 
+def test_an_unknown_router_names_the_bundled_graphs(invoke: Invoke, demo_store: DemoStore) -> None:
+    """`--router nosuch` is one line listing the bundled graph names that also work."""
+    run_id = fan_out_run(demo_store.url)
+    result = invoke("runs", "replay", run_id, "--db", demo_store.url, "--router", "nosuch")
+    assert result.exit_code == 1
+    assert "no such graph file; give a path to a graph YAML file or a bundled graph" in (
+        result.stderr
+    )
+    assert "escalation-path" in result.stderr
+
+
 def test_replay_with_a_bad_app_fails_cleanly(invoke: Invoke, demo_store: DemoStore) -> None:
     """An `--app` that cannot be imported, or is not a registry, is a one-line error."""
     run_id = fan_out_run(demo_store.url)

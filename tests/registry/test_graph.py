@@ -75,9 +75,18 @@ def test_unknown_agent_is_named_with_did_you_mean_and_the_path(
 def test_malformed_yaml_is_a_content_error(registry: ar.Registry, tmp_path: Path) -> None:
     """YAML that does not parse → ContentError naming the file."""
     path = _write(tmp_path, "name: x\nrouter: {agent: [unclosed\n")
-    with pytest.raises(ar.ContentError, match="not valid UTF-8 YAML") as info:
+    with pytest.raises(ar.ContentError, match="not valid YAML") as info:
         registry.load_graph(path)
     assert info.value.path == str(path)
+    assert "UTF-8" not in str(info.value)  # the file is valid UTF-8; only its YAML is wrong
+
+
+def test_a_graph_file_that_is_not_utf8_says_so(registry: ar.Registry, tmp_path: Path) -> None:
+    """Latin-1 bytes → ContentError saying the file is not UTF-8 text (not a YAML error)."""
+    path = tmp_path / "latin.yaml"
+    path.write_bytes("name: caf\xe9\n".encode("latin-1"))
+    with pytest.raises(ar.ContentError, match="not UTF-8 text"):
+        registry.load_graph(path)
 
 
 def test_non_mapping_is_a_content_error(registry: ar.Registry, tmp_path: Path) -> None:

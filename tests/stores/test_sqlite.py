@@ -244,6 +244,25 @@ def test_a_bad_store_url_is_a_configuration_error_that_never_shows_the_password(
     assert "S3cretPw" not in str(info.value)
 
 
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("agentroute.db", r"has no scheme; for a SQLite file write 'sqlite:///agentroute\.db'"),
+        ("sqlite://agentroute.db", r"names 'agentroute\.db' as a host: .* three slashes"),
+    ],
+)
+def test_a_store_url_missing_its_scheme_or_a_slash_says_which_url_was_meant(
+    url: str, message: str
+) -> None:
+    """A bare path, or `sqlite://` with two slashes, gets the URL it most likely meant.
+
+    Before, the first was an "unsupported scheme 'agentroute.db'" and the second a message
+    about in-memory SQLite.
+    """
+    with pytest.raises(ConfigurationError, match=message):
+        open_store(url)
+
+
 # -- the schema ---------------------------------------------------------------------------------
 
 _ROWS: list[tuple[type[SQLModel], type[BaseModel]]] = [

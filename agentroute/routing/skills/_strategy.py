@@ -75,7 +75,7 @@ def make_embedder(spec: str | Embedder) -> Embedder:
     kind, _, arg = spec.partition(":")
     if kind not in _EMBEDDERS:
         hint = did_you_mean(kind, _EMBEDDERS)
-        msg = f"unknown embedder {spec!r}{hint}; one of {sorted(_EMBEDDERS)}"
+        msg = f"unknown embedder {spec!r}{hint}"
         raise ConfigurationError(msg)
     if kind == "litellm" and not arg:
         msg = "embedder 'litellm' needs a model id, e.g. 'litellm:openai/text-embedding-3-small'"
@@ -99,7 +99,7 @@ def make_reranker(spec: str | Reranker | None) -> Reranker | None:
     kind, _, arg = spec.partition(":")
     if kind not in _RERANKERS:
         hint = did_you_mean(kind, _RERANKERS)
-        msg = f"unknown reranker {spec!r}{hint}; one of {sorted(_RERANKERS)}"
+        msg = f"unknown reranker {spec!r}{hint}"
         raise ConfigurationError(msg)
     if kind == "cross-encoder" and not arg:
         msg = "reranker 'cross-encoder' needs a model, e.g. 'cross-encoder:/models/ms-marco-MiniLM'"

@@ -133,6 +133,15 @@ def test_pheromones_show_versions_diff_export_rollback(tmp_path: Path) -> None:
     assert len(files) == 2
     assert all(Path(f).read_bytes()[:4] == b"\x89PNG" for f in files)
     assert "as version 4" in run("rollback", "1")
+    missing = runner.invoke(pheromones_app, ["rollback", "99", "--db", url])
+    assert missing.exit_code == 1
+    assert colony.book is not None
+    key = colony.book.key
+    assert str(missing.exception) == (
+        f"no version 99 of pheromone state {key!r} in this store; list its versions "
+        f"with `agentroute pheromones versions --db {url} --key {key}`"
+    )
+    assert "as version 5" in run("rollback", "2")  # the failed rollback wrote nothing
 
 
 def _rest(path: Path, skip: int, out: Path) -> Path:
