@@ -272,6 +272,10 @@ async def evaluate_strategy(
 ) -> tuple[RoutingMetrics, list[RouteDecision]]:
     """Route every query through `strategy` (one decision each, timed) and score it.
 
+    Without `complete` (an offline strategy), one untimed decision on the first query comes
+    first, so that lazy model loading (an embedder's weights) is not counted as a decision's
+    latency; with `complete` there is none, since it would spend a model call.
+
     Args:
         strategy: An agent-slot strategy.
         registry: Its registry (see `build_registry`).
@@ -291,6 +295,16 @@ async def evaluate_strategy(
     latencies: list[float] = []
     decisions: list[RouteDecision] = []
     unknown_gold: set[str] = set()
+    if complete is None and queries:
+        warm = RoutingContext(
+            run_id="eval-warm-up",
+            step=0,
+            slot="agent",
+            task=queries[0].text,
+            registry=registry,
+            candidates=candidates,
+        )
+        await strategy.route(warm)
     for i, q in enumerate(queries):
         kwargs: dict[str, Any] = {}
         if complete is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -95,3 +96,47 @@ def test_a_gold_agent_missing_from_the_agents_file_is_an_error(tmp_path: Path) -
         read_queries(queries, {"billing", "shipping"})
     assert len(read_queries(queries)) == 2
     assert len(read_queries(queries, {"billing", "biling"})) == 2
+
+
+class _LazyStrategy:
+    """Routes to `billing`; its first decision is slow, as a lazily loaded model's would be."""
+
+    name = "lazy"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def route(self, ctx: Any) -> Any:
+        import asyncio
+
+        from agentroute.routing import RouteDecision
+
+        self.calls += 1
+        if self.calls == 1:
+            await asyncio.sleep(0.5)
+        return RouteDecision.to("billing", reason="lazy")
+
+
+async def test_offline_latency_excludes_the_first_lazy_load() -> None:
+    """An offline strategy gets one untimed warm-up decision, so p95 is not the model load.
+
+    With `complete` (an LLM strategy) there is no warm-up: it would spend a model call.
+    """
+    from agentroute.routing._agent_eval import AgentRecord, QueryRecord, evaluate_strategy
+
+    registry, names = build_registry([AgentRecord("billing", "Invoices and refunds.")])
+    queries = [QueryRecord(f"refund {i}", ("billing",)) for i in range(3)]
+    offline = _LazyStrategy()
+    metrics, decisions = await evaluate_strategy(offline, registry, queries, names)
+    assert offline.calls == 4
+    assert len(decisions) == 3
+    assert metrics.p95_ms < 250
+    assert metrics.accuracy == 1.0
+
+    async def complete(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("not called by this strategy")
+
+    llm = _LazyStrategy()
+    metrics, _ = await evaluate_strategy(llm, registry, queries, names, complete=complete)
+    assert llm.calls == 3
+    assert metrics.p95_ms >= 400
