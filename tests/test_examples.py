@@ -79,3 +79,11 @@ def test_doc_script_runs(path: Path) -> None:
         check=False,
     )
     assert out.returncode == 0, out.stderr[-2000:]
+
+
+def test_the_ant_colony_page_shows_what_its_script_prints() -> None:
+    """docs/concepts/ant-colony.md quotes the seeded path its script prints; they agree."""
+    out = _run(ROOT / "docs" / "scripts" / "ant_colony.py")
+    line = "completed (('planner_large',), ('solver_a',))"
+    assert line in out
+    assert line in (ROOT / "docs" / "concepts" / "ant-colony.md").read_text(encoding="utf-8")

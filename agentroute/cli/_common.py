@@ -15,7 +15,7 @@ from urllib.parse import unquote
 import typer
 from rich.console import Console
 
-from agentroute.errors import ConfigurationError, RunNotFound
+from agentroute.errors import ConfigurationError, RunNotFound, StoreError
 from agentroute.stores import DEFAULT_STORE_URL
 
 if TYPE_CHECKING:
@@ -186,23 +186,33 @@ def _check_trace_file(path: Path, url: str) -> None:
     """
     import sqlite3
 
-    hint = (
-        "check --db (or AGENTROUTE_DB), or record runs into it first, e.g. with "
-        f"`agentroute demo{db_flag(url)}`"
-    )
+    check = "check --db (or AGENTROUTE_DB)"
     try:
         # The file exists (checked first), so connecting creates nothing; reading the schema
         # writes nothing.
         with closing(sqlite3.connect(path)) as db:
             rows = db.execute("SELECT name FROM sqlite_master WHERE type='table'").fetchall()
         names = [str(r[0]) for r in rows]
+    except sqlite3.OperationalError as exc:  # locked, a directory, no permission
+        msg = f"cannot read {str(path)!r}: {exc}"
+        raise StoreError(msg) from exc
     except sqlite3.DatabaseError as exc:
-        msg = f"{str(path)!r} is not a SQLite database ({exc}); {hint}"
+        msg = f"{str(path)!r} is not a SQLite database ({exc}); {check}"
         raise ConfigurationError(msg) from exc
-    if not any(n.startswith("agentroute_") for n in names):
-        what = f"a SQLite database of {len(names)} other table(s)" if names else "an empty file"
-        msg = f"no agentroute trace in {url}: {str(path)!r} is {what}; {hint}"
-        raise ConfigurationError(msg)
+    if any(n.startswith("agentroute_") for n in names):
+        return
+    if names:
+        msg = (
+            f"no agentroute trace in {url}: {str(path)!r} is a SQLite database of "
+            f"{len(names)} other table(s), left untouched; {check}"
+        )
+    else:
+        what = "an empty file" if path.stat().st_size == 0 else "a SQLite database with no tables"
+        msg = (
+            f"no agentroute trace in {url}: {str(path)!r} is {what}; {check}, or record runs "
+            f"into it first, e.g. with `agentroute demo{db_flag(url)}`"
+        )
+    raise ConfigurationError(msg)
 
 
 def resolve_run_id(store: TraceStore, ref: str, url: str) -> str:

@@ -15,6 +15,7 @@ agentroute pheromones rollback VERSION [--key K]
 from __future__ import annotations
 
 import math
+import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -100,7 +101,7 @@ def _load(book: PheromoneBook, version: int | None, db: str = DEFAULT_DB) -> Phe
         which = f"version {version} of " if version else ""
         msg = (
             f"no {which}pheromone state {book.key!r} in this store; list its versions with "
-            f"`agentroute pheromones versions{db_flag(db)} --key {book.key}`"
+            f"`agentroute pheromones versions{db_flag(db)} --key {shlex.quote(book.key)}`"
         )
         raise StoreError(msg)
     return state

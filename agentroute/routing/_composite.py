@@ -18,9 +18,11 @@ class FirstMatch:
     Exceptions propagate (use `Fallback` to survive them). The evidence lists every strategy
     asked and what it said.
 
-    The router treats the inner strategies as it would treat them in a slot of their own: each
-    is bound to the trace store and validated at `Router.compile()`, learns from finished runs
-    (if it learns), and is closed with the router (see `strategy_tree`).
+    The router gives the inner strategies its lifecycle as it would in a slot of their own:
+    each is bound to the trace store and validated at `Router.compile()`, is closed with the
+    router, and, if it learns, is given every finished run (see `strategy_tree`). That includes
+    runs another inner strategy routed: an `AntColony` behind `Rules` learns from the paths the
+    rules chose too, which are evidence about those agents all the same.
     """
 
     name: ClassVar[str] = "first-match"
@@ -74,7 +76,8 @@ def strategy_tree(strategy: RoutingStrategy | None) -> list[RoutingStrategy]:
     """`strategy` and, depth first, every strategy nested in it by `FirstMatch`/`Fallback`.
 
     The router walks this list for its lifecycle hooks (`bind_store`, `validate`, `learn`,
-    `close`), so a learning strategy inside a composite learns as it would in its own slot.
+    `close`), calling each object once even when it appears twice, so a learning strategy
+    inside a composite learns from every finished run, whichever inner strategy routed it.
     """
     if strategy is None:
         return []

@@ -32,15 +32,7 @@ class Rule:
     out_of_scope: bool = False
 
     def __post_init__(self) -> None:
-        choose: Any = self.choose
-        if isinstance(choose, str):  # `choose="billing"` is one name, not its characters
-            choose = (choose,)
-        if not isinstance(choose, list | tuple) or not all(
-            isinstance(c, str) and c for c in choose
-        ):
-            msg = f"rule {self.name!r}: choose takes names (strings), got {self.choose!r}"
-            raise ConfigurationError(msg)
-        object.__setattr__(self, "choose", tuple(choose))
+        object.__setattr__(self, "choose", _names(self.choose, f"rule {self.name!r}: choose"))
         if self.out_of_scope == bool(self.choose):
             msg = (
                 f"rule {self.name!r}: give either `choose` (names) or `out_of_scope: true`, "
@@ -80,15 +72,7 @@ class Rules:
         if not self.rules and default is None:
             msg = "Rules needs at least one rule or a default"
             raise ConfigurationError(msg)
-        if isinstance(default, str):  # `default: general` in YAML is one name, not characters
-            default = (default,)
-        if default is not None and (
-            not isinstance(default, list | tuple)
-            or not all(isinstance(d, str) and d for d in default)
-        ):
-            msg = f"Rules(default=...) takes a name or a list of names, got {default!r}"
-            raise ConfigurationError(msg)
-        self.default = tuple(default) if default is not None else None
+        self.default = _names(default, "Rules(default=...)") if default is not None else None
 
     def fixed_choices(self) -> tuple[str, ...]:
         """Every name a rule or the default may choose.
@@ -182,6 +166,26 @@ def _decide(
     return RouteDecision.to(
         *choice, then=then, reason=reason, candidates=candidates, evidence=evidence
     )
+
+
+def _names(value: object, where: str) -> tuple[str, ...]:
+    """Names as a tuple: one string is one name (not its characters); `None` is none."""
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        value = (value,)
+    if not isinstance(value, Iterable):
+        msg = f"{where} takes a name or a list of names, got {value!r}"
+        raise ConfigurationError(msg)
+    names = tuple(value)
+    for name in names:
+        if not isinstance(name, str):
+            msg = f"{where} takes names (strings), got {name!r} in {value!r}"
+            raise ConfigurationError(msg)
+        if not name.strip():
+            msg = f"{where} has an empty name in {list(names)!r}"
+            raise ConfigurationError(msg)
+    return names
 
 
 def _rule(obj: Rule | Mapping[str, Any], index: int) -> Rule:

@@ -28,13 +28,17 @@ class Static:
         if then not in ("finish", "route"):
             msg = f"Static(then={then!r}): use 'finish' or 'route'"
             raise ConfigurationError(msg)
-        bad = [c for c in choices if not isinstance(c, str) or not c]
-        if bad:
-            msg = (
-                f"Static takes names as separate arguments, e.g. Static('billing', 'shipping'); "
-                f"got {bad[0]!r}"
-            )
-            raise ConfigurationError(msg)
+        for choice in choices:
+            if not isinstance(choice, str):
+                msg = (
+                    f"Static takes names (strings) as separate arguments, e.g. "
+                    f"Static('billing', 'shipping') (in a graph: choices: [billing, shipping]); "
+                    f"got {choice!r}"
+                )
+                raise ConfigurationError(msg)
+            if not choice.strip():
+                msg = f"Static has an empty name in {list(choices)!r}"
+                raise ConfigurationError(msg)
         self.choices = tuple(choices)
         self.then = then
 

@@ -119,6 +119,7 @@ class Router:
         if refiner is not None and not callable(getattr(refiner, "refine", None)):
             msg = f"refiner needs `async def refine(ctx)`, got {type(refiner).__name__}"
             raise ConfigurationError(msg)
+        _check_budget(budget, "Router(budget=...)")  # before the store opens: nothing to undo
         self.registry = registry
         self.agent_strategy: RoutingStrategy = agent
         self.skills_strategy = skills
@@ -128,7 +129,6 @@ class Router:
         self._client = client
         self.agents = tuple(agents) if agents is not None else None
         self.limits = limits or LimitsSpec()
-        _check_budget(budget, "Router(budget=...)")
         self.budget = budget
         self.out_of_scope = out_of_scope
         self.out_of_scope_message = out_of_scope_message
@@ -253,6 +253,7 @@ class Router:
             raise ConfigurationError(msg)
         for name in self.registry.models:
             self.priced_model(name)
+        self._check_fixed_choices()  # cheap: before fitting or loading any strategy's state
         for strategy in self._strategies():
             bind = getattr(strategy, "bind_store", None)
             if callable(bind):
@@ -264,20 +265,27 @@ class Router:
                 # Strategies with structural needs (a layered graph, declared tiers, examples)
                 # fail here, at compile time, with a ConfigurationError.
                 check(self.registry, self.agent_candidates())
-        self._check_fixed_choices()
         self._learners = [s for s in self._strategies() if isinstance(s, LearningStrategy)]
         self._compiled = self._engine.build().compile(checkpointer=self.checkpointer)
         return self
 
     def _strategies(self) -> list[RoutingStrategy]:
-        """Every slot's strategy, and the strategies nested in composites (depth first)."""
+        """Every slot's strategy and those nested in composites, depth first, each once.
+
+        One object may sit in two slots or twice in a composite; it is still bound, validated,
+        taught and closed once (a colony taught twice would deposit every run twice).
+        """
         slots = (self.agent_strategy, self.skills_strategy, self.model_strategy)
-        return [s for slot in slots for s in strategy_tree(slot)]
+        seen: dict[int, RoutingStrategy] = {}
+        for slot in slots:
+            for s in strategy_tree(slot):
+                seen.setdefault(id(s), s)
+        return list(seen.values())
 
     def _check_fixed_choices(self) -> None:
         """Names a strategy always may choose (`Static`, `Rules`) must exist in its slot."""
         slots = (
-            ("agent", "agent", self.agent_strategy, self.registry.agents),
+            ("agent", "agent", self.agent_strategy, self.agent_candidates()),
             ("skills", "skill", self.skills_strategy, self.registry.skills),
             ("model", "model", self.model_strategy, self.registry.models),
         )
@@ -285,14 +293,26 @@ class Router:
             for strategy in strategy_tree(top):
                 names = getattr(strategy, "fixed_choices", None)
                 unknown = [n for n in names() if n not in known] if callable(names) else []
-                if unknown:
-                    name = unknown[0]
-                    label = describe_strategy(strategy)["strategy"]
+                if not unknown:
+                    continue
+                name = unknown[0]
+                label = describe_strategy(strategy)["strategy"]
+                if slot == "agent" and name in self.registry.agents:
+                    why = (
+                        "is the out-of-scope handler"
+                        if name == self.out_of_scope
+                        else "is not among Router(agents=...)"
+                    )
+                    msg = (
+                        f"agent strategy {label!r} chooses agent {name!r}, which {why}; the "
+                        f"agent slot can choose {', '.join(repr(a) for a in known)}"
+                    )
+                else:
                     msg = (
                         f"{slot} strategy {label!r} chooses unknown {noun} {name!r}"
                         f"{did_you_mean(name, known)}"
                     )
-                    raise ConfigurationError(msg)
+                raise ConfigurationError(msg)
 
     @property
     def graph(self) -> Any:

@@ -529,11 +529,12 @@ def _parse_url(url: str) -> tuple[URL, str]:
         return parsed.set(drivername="postgresql+psycopg"), masked
     if parsed.drivername in _SQLITE_DRIVERS:
         database = parsed.database or ""
-        if database == "" and parsed.host:
+        if parsed.host or parsed.username or parsed.port:
+            meant = "/".join(p for p in (parsed.host, database) if p)
             msg = (
-                f"the SQLite store {masked} names {parsed.host!r} as a host: a SQLite URL has "
-                f"three slashes before a relative path ('sqlite:///{parsed.host}') and four "
-                "before an absolute one ('sqlite:////tmp/trace.db')"
+                f"the SQLite store {masked} names a host: a SQLite URL has three slashes before "
+                f"a relative path ('sqlite:///{meant}') and four before an absolute one "
+                "('sqlite:////tmp/trace.db')"
             )
             raise ConfigurationError(msg)
         if database in ("", ":memory:"):

@@ -57,6 +57,6 @@ router = ar.Router(
     store="memory://",  # "postgresql://..." to share the tables between processes
     client=ScriptedModelClient([(r"solve", "x = 3")], default="1. isolate x 2. divide"),
 )
-result = router.run_sync("solve 3x - 1 = 8")  # planner_* then solver_*, each hop recorded
+result = router.run_sync("solve 3x - 1 = 8", seed=7)  # a seeded run samples the same path
 print(result.status, result.agents)
 router.close()

@@ -123,7 +123,7 @@ def test_eval_agents_refuses_a_gold_label_that_names_no_agent(
     assert result.stderr.count("\n") == 1
 
 
-@pytest.mark.parametrize("content", ["foreign", "empty", "text"])
+@pytest.mark.parametrize("content", ["foreign", "empty", "tableless", "text"])
 def test_read_commands_never_write_into_a_file_that_holds_no_trace(
     invoke: Invoke, tmp_path: Path, content: str
 ) -> None:
@@ -140,6 +140,10 @@ def test_read_commands_never_write_into_a_file_that_holds_no_trace(
         with closing(sqlite3.connect(path)) as db:
             db.execute("CREATE TABLE users (id INTEGER)")
             db.commit()
+    elif content == "tableless":
+        with closing(sqlite3.connect(path)) as db:
+            db.execute("PRAGMA user_version = 3")  # a valid database file, with no table
+            db.commit()
     else:
         path.write_bytes(b"" if content == "empty" else b"not a database, just notes\n" * 100)
     before = path.read_bytes()
@@ -149,7 +153,19 @@ def test_read_commands_never_write_into_a_file_that_holds_no_trace(
     expected = {
         "foreign": "is a SQLite database of 1 other table(s)",
         "empty": "is an empty file",
+        "tableless": "is a SQLite database with no tables",
         "text": "is not a SQLite database",
     }[content]
     assert expected in result.stderr
     assert path.read_bytes() == before
+
+
+def test_a_directory_as_database_is_a_store_error_not_a_wrong_diagnosis(
+    invoke: Invoke, tmp_path: Path
+) -> None:
+    """A path that cannot be opened (here a directory) says so; it is not "not a database"."""
+    folder = tmp_path / "dir.db"
+    folder.mkdir()
+    result = invoke("runs", "list", "--db", f"sqlite:///{folder}")
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"error: cannot read {str(folder)!r}: unable to open")

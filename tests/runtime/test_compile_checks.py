@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
@@ -99,6 +100,40 @@ def test_a_strategy_inside_a_composite_gets_the_router_lifecycle(make_router: Ma
     assert inner.calls == ["bind_store", "validate", "learn:completed", "close"]
 
 
+def test_one_strategy_used_twice_gets_each_lifecycle_call_once(make_router: MakeRouter) -> None:
+    """Twice in a composite and again in another slot: bound, taught and closed once.
+
+    A colony taught twice would deposit every run twice.
+    """
+    inner = _Nested()
+    router = make_router(Fallback([Static(), inner, FirstMatch([inner])]), skills=inner)
+    router.compile()
+    router.close()
+    assert inner.calls == ["bind_store", "validate", "close"]
+
+
+def test_a_registered_agent_outside_the_router_s_agents_is_refused(
+    make_router: MakeRouter,
+) -> None:
+    """`Static` naming an agent that `Router(agents=...)` leaves out fails at compile."""
+    router = make_router(Static("general"), agents=["billing", "shipping"])
+    with pytest.raises(
+        ar.ConfigurationError, match=r"'general', which is not among Router\(agents"
+    ):
+        router.compile()
+    router = make_router(Static("general"), out_of_scope="general")
+    with pytest.raises(ar.ConfigurationError, match="which is the out-of-scope handler"):
+        router.compile()
+
+
+def test_an_out_of_scope_rule_may_leave_choose_as_none() -> None:
+    """`Rule(..., None, out_of_scope=True)` still means "no names" (as before)."""
+    rule = Rule("oos", ar.Keywords("weather"), None, out_of_scope=True)  # type: ignore[arg-type]
+    assert rule.choose == ()
+    with pytest.raises(ar.ConfigurationError, match="empty name"):
+        Rule("r", ar.Keywords("x"), ("billing", " "))
+
+
 @pytest.mark.parametrize(
     "make",
     [
@@ -123,7 +158,7 @@ def test_rule_choose_takes_one_name_or_a_list() -> None:
 
 @pytest.mark.parametrize("budget", [0.05, 1, "0.05"])
 def test_a_bare_number_as_budget_is_refused_with_the_fix(
-    make_router: MakeRouter, budget: Any
+    make_router: MakeRouter, budget: Any, tmp_path: Path
 ) -> None:
     """`budget=0.05` (a slip for `Budget(usd=0.05)`) is a ConfigurationError naming the fix.
 
@@ -133,5 +168,6 @@ def test_a_bare_number_as_budget_is_refused_with_the_fix(
     with pytest.raises(ar.ConfigurationError, match=r"takes an agentroute Budget, e\.g\. Budget"):
         router.run_sync("hi", budget=budget)
     with pytest.raises(ar.ConfigurationError, match=r"Router\(budget=\.\.\.\)"):
-        make_router(Static("general"), budget=budget)
+        make_router(Static("general"), budget=budget, store=f"sqlite:///{tmp_path / 'b.db'}")
+    assert not (tmp_path / "b.db").exists()  # refused before the store was opened
     assert router.store.list_runs() == []

@@ -290,9 +290,16 @@ async def test_out_of_scope_with_handler_agent(make_router: MakeRouter) -> None:
 
 
 async def test_handler_is_not_a_routing_candidate(make_router: MakeRouter) -> None:
-    """The out-of-scope handler cannot be chosen by the agent slot directly."""
-    router = make_router(ar.Static("general"), out_of_scope="general")
+    """The out-of-scope handler cannot be chosen by the agent slot directly.
+
+    A strategy that decides at run time is stopped then (RoutingError); a `Static` that always
+    would is refused before any run, at compile.
+    """
+    router = make_router(Choose(RouteDecision.to("general")), out_of_scope="general")
     with pytest.raises(ar.RoutingError, match="not a candidate"):
+        await router.run("hi")
+    router = make_router(ar.Static("general"), out_of_scope="general")
+    with pytest.raises(ar.ConfigurationError, match="is the out-of-scope handler"):
         await router.run("hi")
 
 

@@ -421,9 +421,22 @@ async def test_agent_registered_after_the_router_is_routable(
 
 
 async def test_router_restricted_to_agents(make_router: MakeRouter) -> None:
-    """`agents=` limits the candidates; routing outside them is a RoutingError."""
-    router = make_router(ar.Static("security"), agents=["billing", "general"])
+    """`agents=` limits the candidates; routing outside them is a RoutingError.
+
+    A `Static` that always would is refused before any run, at compile.
+    """
+
+    class Security:
+        name = "security-always"
+
+        async def route(self, ctx: ar.RoutingContext) -> ar.RouteDecision:
+            return ar.RouteDecision.to("security", reason="decided at run time")
+
+    router = make_router(Security(), agents=["billing", "general"])
     with pytest.raises(ar.RoutingError, match="'security', which is not a candidate"):
+        await router.run("hacked")
+    router = make_router(ar.Static("security"), agents=["billing", "general"])
+    with pytest.raises(ar.ConfigurationError, match=r"is not among Router\(agents=\.\.\.\)"):
         await router.run("hacked")
 
 

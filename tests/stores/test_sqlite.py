@@ -248,7 +248,8 @@ def test_a_bad_store_url_is_a_configuration_error_that_never_shows_the_password(
     ("url", "message"),
     [
         ("agentroute.db", r"has no scheme; for a SQLite file write 'sqlite:///agentroute\.db'"),
-        ("sqlite://agentroute.db", r"names 'agentroute\.db' as a host: .* three slashes"),
+        ("sqlite://agentroute.db", r"names a host: .* \('sqlite:///agentroute\.db'\)"),
+        ("sqlite://data/trace.db", r"names a host: .* \('sqlite:///data/trace\.db'\)"),
     ],
 )
 def test_a_store_url_missing_its_scheme_or_a_slash_says_which_url_was_meant(
