@@ -116,6 +116,17 @@ class _RunMemo:
     started: float = 0.0
 
 
+def _judge_ref(judge: object) -> str | None:
+    """The judge as `module:qualname` (what `_resolve_judge` imports back), or its type name."""
+    if judge is None:
+        return None
+    module = getattr(judge, "__module__", None)
+    qualname = getattr(judge, "__qualname__", None)
+    if isinstance(module, str) and isinstance(qualname, str):
+        return f"{module}:{qualname}"
+    return type(judge).__name__
+
+
 def _resolve_judge(judge: Judge | str | None) -> Judge | None:
     if judge is None or callable(judge):
         return judge
@@ -289,6 +300,9 @@ class AntColony:
             them are stuck, trajectories needing the judge are skipped as "judge busy".
         gate_threshold: A verdict or feedback score ≥ this accepts the trajectory.
         intent: `IntentModel` or `embedding` / `llm` / `online-kmeans`; default `embedding`.
+        intent_params: Keyword arguments of the intent named by `intent` (e.g. `{"k": 8}` for
+            `online-kmeans`); recorded with the other parameters, so a recorded router is
+            rebuilt with the same intent.
         ability: Declared ability priors, agent → task → [0, 1] (default 0.5).
         ability_weight: Pseudo-count of a declared ability prior against judged runs (2: a
             declaration is a hint that a few runs overturn, which is what lets the colony
@@ -388,6 +402,7 @@ class AntColony:
         judge_timeout_s: float = 30.0,
         gate_threshold: float = 0.5,
         intent: IntentModel | str | None = None,
+        intent_params: Mapping[str, Any] | None = None,
         ability: Mapping[str, Mapping[str, float]] | None = None,
         ability_weight: float = 2.0,
         ability_backoff: float = 10.0,
@@ -412,11 +427,21 @@ class AntColony:
         seed: int = 0,
     ) -> None:
         _check_params(locals())
+        if intent_params is not None and not isinstance(intent, str):
+            msg = (
+                "AntColony: intent_params apply to an intent given by name (intent='online-kmeans')"
+            )
+            raise ConfigurationError(msg)
         if isinstance(intent, str):
             if intent not in _INTENTS:
                 msg = f"AntColony: unknown intent {intent!r}{did_you_mean(intent, list(_INTENTS))}"
                 raise ConfigurationError(msg)
-            intent_model: IntentModel = _INTENTS[intent]()
+            try:
+                intent_model: IntentModel = _INTENTS[intent](**dict(intent_params or {}))
+            except (TypeError, ValueError) as exc:
+                given = dict(intent_params or {})
+                msg = f"AntColony: bad intent_params {given!r} for intent {intent!r}: {exc}"
+                raise ConfigurationError(msg) from exc
         else:
             intent_model = intent if intent is not None else EmbeddingIntent()
         self.alpha, self.beta, self.rho, self.q, self.epsilon = alpha, beta, rho, q, epsilon
@@ -492,7 +517,16 @@ class AntColony:
     # -- configuration -----------------------------------------------------------------------
 
     def params(self) -> dict[str, Any]:
-        """The strategy's parameters, JSON-ready (recorded with every decision)."""
+        """The strategy's parameters, JSON-ready (recorded with every decision).
+
+        They are constructor arguments, so `build_strategy` (and `Router.from_config`, which
+        replays use) rebuilds the same colony from a recorded config. Two things are recorded
+        by reference only: the judge as `module:function` (a lambda, a closure or an
+        `LLMJudge` cannot be rebuilt from it: rebuilding fails with a `ConfigurationError`
+        that names it) and an intent model given as an object, by its name.
+        """
+        intent_params = getattr(self.intent, "params", None)
+        la, ll, lr = self.lambdas
         return {
             "alpha": self.alpha,
             "beta": self.beta,
@@ -508,18 +542,29 @@ class AntColony:
             "sample_rate": self.sample_rate,
             "buffer_size": self.buffer_size,
             "batch_size": self.batch_size,
+            "judge": _judge_ref(self.judge),
+            "judge_timeout_s": self.judge_timeout_s,
             "gate_threshold": self.gate_threshold,
             "intent": self.intent.name,
-            "judge": getattr(self.judge, "__qualname__", type(self.judge).__name__)
-            if self.judge is not None
-            else None,
-            "lambdas": list(self.lambdas),
-            "cost_weight": self.cost_weight,
+            "intent_params": intent_params() if callable(intent_params) else None,
+            "ability": {a: dict(t) for a, t in self.ability.items()},
             "ability_weight": self.ability_weight,
             "ability_backoff": self.ability_backoff,
             "ability_draw": self.ability_draw,
+            "lambda_ability": la,
+            "lambda_load": ll,
+            "lambda_latency": lr,
+            "cost_weight": self.cost_weight,
             "latency_weight": self.latency_weight,
+            "cost_scale": self.cost_scale,
+            "latency_scale": self.latency_scale,
+            "latency_halflife": self.latency_halflife,
+            "stages": self.stages_param,
+            "edges": self.edges_param,
             "key": self.key_param,
+            "refresh_s": self.refresh_s,
+            "max_pending": self.max_pending,
+            "seed": self.seed,
         }
 
     def validate(self, registry: Registry, agents: Sequence[str]) -> None:

@@ -180,6 +180,10 @@ class EmbeddingIntent:
         self._index: tuple[tuple[str, ...], list[Matrix]] | None = None
         self._lock = threading.Lock()
 
+    def params(self) -> dict[str, Any]:
+        """Constructor arguments, JSON-ready (the embedder is not recorded)."""
+        return {"temperature": self.temperature, "k": self.k}
+
     @property
     def embedder(self) -> Embedder:
         """The embedder (created on first use)."""
@@ -273,6 +277,10 @@ class LLMIntent:
         self.fallback: IntentModel = fallback or EmbeddingIntent()
         self.max_tokens = max_tokens
 
+    def params(self) -> dict[str, Any]:
+        """Constructor arguments, JSON-ready (the fallback is not recorded)."""
+        return {"model": self.model, "max_tokens": self.max_tokens}
+
     async def infer(
         self, text: str, tasks: Sequence[TaskSpec], complete: Complete | None = None
     ) -> Mixture:
@@ -347,6 +355,10 @@ class OnlineClusterIntent:
         self.centroids: list[np.ndarray] = []
         self.counts: list[int] = []
         self._lock = threading.Lock()
+
+    def params(self) -> dict[str, Any]:
+        """Constructor arguments, JSON-ready (the embedder is not recorded)."""
+        return {"k": self.k, "temperature": self.temperature, "seed_distance": self.seed_distance}
 
     @property
     def task_names(self) -> tuple[str, ...]:
