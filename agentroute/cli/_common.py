@@ -152,8 +152,9 @@ def opened_store(url: str, *, existing: bool = False) -> Iterator[TraceStore]:
             empty (a typo in `--db` would otherwise report "0 runs").
 
     Raises:
-        ConfigurationError: The URL is invalid, its driver is not installed, or `existing` and
-            the SQLite file does not exist.
+        ConfigurationError: The URL is invalid, or `existing` and the SQLite file does not
+            exist or holds no trace.
+        MissingExtraError: The URL's driver is not installed (names the `pip install`).
         StoreError: The database cannot be opened.
     """
     from agentroute.stores import open_store
@@ -168,10 +169,7 @@ def opened_store(url: str, *, existing: bool = False) -> Iterator[TraceStore]:
         raise ConfigurationError(msg)
     if path is not None:
         _check_trace_file(path, url)
-    try:
-        store = open_store(url)
-    except ImportError as exc:  # a missing extra: the message names the pip install
-        raise ConfigurationError(str(exc)) from exc
+    store = open_store(url)  # a missing driver is a MissingExtraError: one line in the CLI
     try:
         yield store
     finally:

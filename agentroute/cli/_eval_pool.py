@@ -361,7 +361,7 @@ def evaluate_pool(
     for i in range(warm_up, n):
         available = np.flatnonzero(~np.isnan(scores[i]))
         mix = mixture_of(i)
-        top = task_index[max(mix.weights, key=mix.weights.__getitem__)]
+        top = _top_task(mix, task_index)
         if colony is not None:
             checked = colony.check(mix.weights, mix.source)
             choice = colony.decide(
@@ -411,6 +411,11 @@ def evaluate_pool(
     )
 
 
+def _top_task(mix: Any, task_index: dict[str, int]) -> int:
+    """Index of the mixture's heaviest task (the bandits keep one state per task)."""
+    return task_index[max(mix.weights, key=mix.weights.__getitem__)]
+
+
 def _check_warm_up(warm_up: int, n: int) -> None:
     if not 0 <= warm_up < n:
         msg = (
@@ -439,7 +444,7 @@ def _warm_up(
     runs = []
     for i, line in enumerate(lines):
         mix = mixture_of(i)
-        top = task_index[max(mix.weights, key=mix.weights.__getitem__)]
+        top = _top_task(mix, task_index)
         for arm in map(int, np.flatnonzero(~np.isnan(scores[i]))):
             if bandit is not None:
                 bandit.update(top, arm, float(scores[i, arm]))
